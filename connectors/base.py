@@ -1,0 +1,68 @@
+"""The plug-in points of the bank side: core adapters and connectors.
+
+A *core adapter* is the bank's own core system as the connector sees it. It
+must be idempotent by instruction id: asked to pay an instruction it has
+already paid, it answers with the recorded outcome and pays nothing. That is
+what makes redelivery safe: the gateway may deliver a set twice, the bank
+never pays twice.
+
+A *connector* moves sets and results between the gateway and one bank in the
+bank's own style (gRPC pull, fixed-width files, ISO 20022 files). Connectors
+are found by name in ``CONNECTORS``, so a new bank's style needs no change to
+the core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ykt.v1 import exchange_pb2
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    instruction_id: str
+    status: exchange_pb2.ResultStatus.ValueType
+    reason_code: str
+    bank_reference: str
+    completed_at: dt.datetime
+
+
+class CoreAdapter(Protocol):
+    def verify_account(
+        self, holder_name: str, holder_id_number: str, account_number: str
+    ) -> exchange_pb2.AccountCheckStatus.ValueType: ...
+
+    def pay(self, instruction: exchange_pb2.Instruction) -> PaymentOutcome:
+        """Pay once per instruction id; repeat calls return the recorded outcome."""
+        ...
+
+    def due_returns(self, now: dt.datetime) -> list[PaymentOutcome]:
+        """Refunds of cross-bank credits that have come back and are unreported."""
+        ...
+
+    def mark_reported(self, instruction_ids: list[str]) -> None: ...
+
+
+class Connector(Protocol):
+    name: str
+
+    def run_once(self) -> int:
+        """Do one round of exchange; return how many items moved."""
+        ...
+
+
+CONNECTORS: dict[str, Callable[..., Connector]] = {}
+
+
+def register(
+    name: str,
+) -> Callable[[Callable[..., Connector]], Callable[..., Connector]]:
+    def decorator(factory: Callable[..., Connector]) -> Callable[..., Connector]:
+        CONNECTORS[name] = factory
+        return factory
+
+    return decorator

@@ -1,0 +1,181 @@
+"""A simulated agent bank core system, and the interbank network around it.
+
+It plays what a real agent bank's core does behind the connector:
+- account verification from the ledgers of every bank: an account held at
+  another bank is answered from that bank's ledger, as a real agent bank
+  answers through the interbank verification service;
+- payment according to each account's ``status_at_payment``, which may differ
+  from its status at verification (an account frozen in between);
+- cross-bank credits marked RETURN_AFTER_PAYMENT are paid, then refunded by
+  the beneficiary's bank after ``return_delay``.
+
+Like a real core, it records which instruction ids it has paid, in its own
+database, so a redelivered instruction is never paid twice. That database
+holds instruction ids, outcomes and references only; no personal data.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import secrets
+import sqlite3
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.base import PaymentOutcome
+from ykt.v1 import exchange_pb2
+
+CHECK = exchange_pb2
+
+
+@dataclass(frozen=True)
+class LedgerAccount:
+    bank_code: str
+    holder_name: str
+    holder_id_number: str
+    status: str
+    status_at_payment: str
+
+
+def load_ledgers(directory: Path) -> dict[str, LedgerAccount]:
+    accounts: dict[str, LedgerAccount] = {}
+    for path in sorted(directory.glob("*.csv")):
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            for row in csv.DictReader(handle):
+                accounts[row["account"].strip()] = LedgerAccount(
+                    bank_code=path.stem,
+                    holder_name=_fold(row["holder_name"]),
+                    holder_id_number=row["holder_id_number"].strip().upper(),
+                    status=row["status"].strip(),
+                    status_at_payment=row["status_at_payment"].strip(),
+                )
+    return accounts
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+class SimulatedBankCore:
+    def __init__(
+        self,
+        bank_code: str,
+        ledgers: dict[str, LedgerAccount],
+        database: Path,
+        *,
+        return_delay: dt.timedelta = dt.timedelta(seconds=3),
+        clock: type[dt.datetime] = dt.datetime,
+    ) -> None:
+        self.bank_code = bank_code
+        self._ledgers = ledgers
+        self._return_delay = return_delay
+        self._lock = threading.Lock()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            database, check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS payments (instruction_id TEXT PRIMARY KEY, "
+            "status INTEGER, reason_code TEXT, bank_reference TEXT, completed_at TEXT, "
+            "return_due TEXT, return_reported INTEGER DEFAULT 0)"
+        )
+
+    def verify_account(
+        self, holder_name: str, holder_id_number: str, account_number: str
+    ) -> exchange_pb2.AccountCheckStatus.ValueType:
+        account = self._ledgers.get(account_number)
+        if account is None:
+            return CHECK.ACCOUNT_CHECK_STATUS_NOT_FOUND
+        if account.status == "CLOSED":
+            return CHECK.ACCOUNT_CHECK_STATUS_CLOSED
+        if account.status == "FROZEN":
+            return CHECK.ACCOUNT_CHECK_STATUS_FROZEN
+        if (
+            account.holder_name != _fold(holder_name)
+            or account.holder_id_number != holder_id_number.strip().upper()
+        ):
+            return CHECK.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH
+        return CHECK.ACCOUNT_CHECK_STATUS_CONFIRMED
+
+    def pay(self, instruction: exchange_pb2.Instruction) -> PaymentOutcome:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, reason_code, bank_reference, completed_at FROM payments "
+                "WHERE instruction_id = ?",
+                (instruction.instruction_id,),
+            ).fetchone()
+            if row is not None:
+                return PaymentOutcome(
+                    instruction.instruction_id,
+                    row[0],
+                    row[1],
+                    row[2],
+                    dt.datetime.fromisoformat(row[3]),
+                )
+            outcome, return_due = self._decide(instruction)
+            self._db.execute(
+                "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (
+                    outcome.instruction_id,
+                    outcome.status,
+                    outcome.reason_code,
+                    outcome.bank_reference,
+                    outcome.completed_at.isoformat(),
+                    return_due.isoformat() if return_due else None,
+                ),
+            )
+            return outcome
+
+    def _decide(
+        self, instruction: exchange_pb2.Instruction
+    ) -> tuple[PaymentOutcome, dt.datetime | None]:
+        now = dt.datetime.now(dt.UTC)
+        reference = f"{self.bank_code}{now:%Y%m%d}{secrets.token_hex(5).upper()}"
+        account = self._ledgers.get(instruction.account_number)
+
+        def failed(reason: str) -> PaymentOutcome:
+            return PaymentOutcome(
+                instruction.instruction_id,
+                CHECK.RESULT_STATUS_FAILED,
+                reason,
+                reference,
+                now,
+            )
+
+        if account is None:
+            return failed("ACCOUNT_NOT_FOUND"), None
+        if account.status_at_payment == "FROZEN":
+            return failed("ACCOUNT_FROZEN"), None
+        if account.status_at_payment == "CLOSED":
+            return failed("ACCOUNT_CLOSED"), None
+        paid = PaymentOutcome(
+            instruction.instruction_id, CHECK.RESULT_STATUS_PAID, "", reference, now
+        )
+        if account.status_at_payment == "RETURN_AFTER_PAYMENT":
+            return paid, now + self._return_delay
+        return paid, None
+
+    def due_returns(self, now: dt.datetime) -> list[PaymentOutcome]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT instruction_id, bank_reference FROM payments WHERE return_due IS "
+                "NOT NULL AND return_reported = 0 AND return_due <= ?",
+                (now.isoformat(),),
+            ).fetchall()
+        return [
+            PaymentOutcome(
+                iid, CHECK.RESULT_STATUS_RETURNED, "ACCOUNT_CLOSED", f"{ref}R", now
+            )
+            for iid, ref in rows
+        ]
+
+    def mark_reported(self, instruction_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "UPDATE payments SET return_reported = 1 WHERE instruction_id = ?",
+                [(i,) for i in instruction_ids],
+            )

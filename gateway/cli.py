@@ -1,0 +1,222 @@
+"""The ``ykt`` command line: keys, serve, submit, outcomes, bank, demo."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from gateway import logs
+from gateway.tls import restrict_cipher_suites
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from keys.ca import DevelopmentCA, cert_pem, write_credentials
+    from keys.identity import Identity, Purpose, Role
+
+    ca = DevelopmentCA.open_or_create(Path(args.state) / "pki")
+    if args.keys_command == "init":
+        print(f"development CA ready: {ca.ca_path}")
+    elif args.keys_command == "issue":
+        print(
+            "NOTE: generating private keys here is a development convenience; in "
+            "production each party sends a CSR (ykt keys sign-csr).",
+            file=sys.stderr,
+        )
+        identity = Identity(Role(args.role), args.org)
+        credentials = ca.dev_generate_credentials(identity, days=args.days)
+        write_credentials(credentials, ca.cert, Path(args.out))
+        print(f"wrote credentials for {identity.uri} to {args.out}")
+    elif args.keys_command == "sign-csr":
+        csr = x509.load_pem_x509_csr(Path(args.csr).read_bytes())
+        identity = Identity(Role(args.role), args.org)
+        cert = ca.sign_csr(csr, identity, Purpose(args.purpose), days=args.days)
+        Path(args.out).write_bytes(cert_pem(cert))
+        print(
+            f"issued {args.purpose} certificate {cert.serial_number:x} for {identity.uri}"
+        )
+    elif args.keys_command == "revoke":
+        ca.revoke(int(args.serial, 16))
+        print(f"revoked {args.serial}; CRL rewritten at {ca.crl_path}")
+    elif args.keys_command == "crl":
+        ca.write_crl()
+        print(f"CRL written to {ca.crl_path}")
+    elif args.keys_command == "list":
+        revoked = {r.serial for r in ca.revocations()}
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["serial", "subject", "not_after", "revoked"])
+        for cert in ca.issued():
+            writer.writerow(
+                [
+                    f"{cert.serial_number:x}",
+                    cert.subject.rfc4514_string(),
+                    cert.not_valid_after_utc.isoformat(),
+                    cert.serial_number in revoked,
+                ]
+            )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from gateway.config import GatewayConfig, dev_config
+    from gateway.server import build
+
+    if args.dev:
+        if not args.state:
+            raise SystemExit("--dev needs --state DIR")
+        config = dev_config(
+            Path(args.state), args.listen, args.metrics, args.database_url
+        )
+    elif args.config:
+        config = GatewayConfig.from_toml(Path(args.config))
+    else:
+        raise SystemExit("give --config FILE, or --dev --state DIR for development")
+    if config.metrics:
+        host, _, port = config.metrics.rpartition(":")
+        start_http_server(int(port), addr=host or "127.0.0.1")
+    gateway = build(config)
+    gateway.server.start()
+    if args.ready_file:
+        Path(args.ready_file).write_text(f"{gateway.port}\n")
+    print(f"gateway listening on port {gateway.port}", file=sys.stderr)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    gateway.stop()
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from gateway.config import dev_config
+    from gateway.reference import import_reference
+    from gateway.sealing import Tokenizer
+    from gateway.store import db
+    from keys.keystore import LocalKeyStore
+
+    config = dev_config(Path(args.state), "127.0.0.1:0", None)
+    engine = db.connect(config.database_url)
+    db.migrate(engine)
+    tokenizer = Tokenizer(LocalKeyStore(config.keys_directory).token_key())
+    counts = import_reference(engine, tokenizer, Path(args.reference))
+    for name, count in counts.items():
+        print(f"{name}: {count}")
+    return 0
+
+
+def _bank_simulate(args: argparse.Namespace) -> int:
+    from connectors.grpc_pull import GrpcPullRunner
+    from connectors.simulator import SimulatedBankCore, load_ledgers
+    from gateway.client import ClientCredentials, open_channel
+    from gateway.core import utcnow
+    from keys.trust import TrustStore
+
+    import datetime as dt
+
+    credentials = ClientCredentials(Path(args.credentials))
+    core = SimulatedBankCore(
+        args.bank,
+        load_ledgers(Path(args.ledgers)),
+        Path(args.state) / "core.db",
+        return_delay=dt.timedelta(seconds=args.return_delay),
+    )
+    trust = TrustStore(
+        Path(args.credentials) / "ca.pem", [Path(args.crl)], clock=utcnow
+    )
+    runner = GrpcPullRunner(
+        open_channel(args.gateway, credentials), core, credentials.signer(), trust
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner.run_forever(stop)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(
+        samples=Path(args.samples) if args.samples else None, out=Path(args.out)
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="ykt", description="One-card subsidy gateway")
+    root.add_argument("--log-level", default="INFO")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    keys = commands.add_parser("keys", help="development CA: issue, sign CSRs, revoke")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    for name in ("init", "issue", "sign-csr", "revoke", "crl", "list"):
+        sub = keys_commands.add_parser(name)
+        sub.add_argument("--state", required=True, help="the gateway's state folder")
+        if name in ("issue", "sign-csr"):
+            sub.add_argument("--role", required=True)
+            sub.add_argument("--org", required=True)
+            sub.add_argument("--out", required=True)
+            sub.add_argument("--days", type=int, default=365)
+        if name == "sign-csr":
+            sub.add_argument("--csr", required=True)
+            sub.add_argument("--purpose", choices=["tls", "signing"], required=True)
+        if name == "revoke":
+            sub.add_argument("--serial", required=True, help="hex serial number")
+    keys.set_defaults(func=_keys)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config")
+    serve.add_argument(
+        "--dev", action="store_true", help="DEVELOPMENT: embedded defaults"
+    )
+    serve.add_argument("--state")
+    serve.add_argument("--listen", default="127.0.0.1:7443")
+    serve.add_argument("--metrics", default=None)
+    serve.add_argument("--database-url", default=None)
+    serve.add_argument("--ready-file", help="write the bound port here once serving")
+    serve.set_defaults(func=_serve)
+
+    admin = commands.add_parser("admin", help="operator tasks on the gateway host")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    imp = admin_commands.add_parser(
+        "import", help="import policy list, registry, lists"
+    )
+    imp.add_argument("--state", required=True)
+    imp.add_argument("--reference", required=True, help="folder in the samples layout")
+    imp.set_defaults(func=_import)
+
+    bank = commands.add_parser("bank", help="the bank side")
+    bank_commands = bank.add_subparsers(dest="bank_command", required=True)
+    sim = bank_commands.add_parser("simulate", help="simulate an agent bank")
+    sim.add_argument("--bank", required=True)
+    sim.add_argument("--ledgers", required=True)
+    sim.add_argument("--gateway", required=True)
+    sim.add_argument("--credentials", required=True)
+    sim.add_argument("--crl", required=True)
+    sim.add_argument("--state", required=True)
+    sim.add_argument("--return-delay", type=float, default=3.0)
+    sim.set_defaults(func=_bank_simulate)
+
+    demo = commands.add_parser("demo", help="run the whole flow on one machine")
+    demo.add_argument("--samples")
+    demo.add_argument("--out", default="demo-out")
+    demo.set_defaults(func=_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    restrict_cipher_suites()
+    args = parser().parse_args(argv)
+    logs.configure(getattr(__import__("logging"), args.log_level.upper()))
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""Clients of the gateway: channels over mutual TLS, with a deadline on every call.
+
+Used by the department tool, the bank runner and the demo. Every call gets a
+deadline: an explicit ``timeout`` wins, otherwise ``DEFAULT_TIMEOUT`` applies,
+so no client ever waits forever on a gateway that stopped answering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from gateway.core import GATEWAY_AUDIENCE
+from gateway.envelope import seal
+from gateway.normalize import parse_amount_fen
+from keys.signing import Signer
+from ykt.v1 import batch_pb2, services_pb2, services_pb2_grpc
+
+DEFAULT_TIMEOUT = 60.0
+CHUNK_RECORDS = 2000
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+]
+
+
+class _DeadlineInterceptor(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+
+    def _with_deadline(self, details: Any) -> Any:
+        if details.timeout is not None:
+            return details
+        return _CallDetails(
+            details.method,
+            self._timeout,
+            details.metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(self._with_deadline(details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(self._with_deadline(details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Callable[..., Any], details: Any, requests: Any
+    ) -> Any:
+        return continuation(self._with_deadline(details), requests)
+
+    def intercept_stream_stream(
+        self, continuation: Callable[..., Any], details: Any, requests: Any
+    ) -> Any:
+        return continuation(self._with_deadline(details), requests)
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """The files ``ykt keys issue`` writes for a client."""
+
+    directory: Path
+
+    @property
+    def ca(self) -> bytes:
+        return (self.directory / "ca.pem").read_bytes()
+
+    @property
+    def cert(self) -> bytes:
+        return (self.directory / "cert.pem").read_bytes()
+
+    @property
+    def key(self) -> bytes:
+        return (self.directory / "key.pem").read_bytes()
+
+    def signer(self) -> Signer:
+        return Signer.load(
+            self.directory / "signing.pem", self.directory / "signing-key.pem"
+        )
+
+
+def open_channel(
+    target: str, credentials: ClientCredentials, *, timeout: float = DEFAULT_TIMEOUT
+) -> grpc.Channel:
+    """A mutual-TLS channel to the gateway whose calls all carry a deadline."""
+    channel_credentials = grpc.ssl_channel_credentials(
+        root_certificates=credentials.ca,
+        private_key=credentials.key,
+        certificate_chain=credentials.cert,
+    )
+    channel = grpc.secure_channel(target, channel_credentials, options=CHANNEL_OPTIONS)
+    return grpc.intercept_channel(channel, _DeadlineInterceptor(timeout))
+
+
+def chunk_records(
+    records: Iterable[batch_pb2.PaymentRecord], size: int = CHUNK_RECORDS
+) -> Iterator[bytes]:
+    """Serialise records into chunk payloads of at most ``size`` records."""
+    chunk = batch_pb2.PaymentRecordList()
+    for record in records:
+        chunk.records.append(record)
+        if len(chunk.records) >= size:
+            yield chunk.SerializeToString()
+            chunk = batch_pb2.PaymentRecordList()
+    if chunk.records:
+        yield chunk.SerializeToString()
+
+
+def build_submission(
+    signer: Signer,
+    *,
+    batch_id: str,
+    county: str,
+    department: str,
+    policy_code: str,
+    period: str,
+    records: list[batch_pb2.PaymentRecord],
+    source_file: str = "",
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> list[services_pb2.SubmitBatchRequest]:
+    """The signed manifest followed by the chunks, ready to stream."""
+    chunks = list(chunk_records(records))
+    manifest = batch_pb2.BatchManifest(
+        county=county,
+        department=department,
+        policy_code=policy_code,
+        period=period,
+        record_count=len(records),
+        total_amount_fen=sum(parse_amount_fen(r.amount) or 0 for r in records),
+        chunk_sha256=[hashlib.sha256(c).digest() for c in chunks],
+        source_file=source_file,
+        dry_run=dry_run,
+    )
+    envelope = seal(
+        signer,
+        manifest,
+        audience=GATEWAY_AUDIENCE,
+        subject_id=batch_id,
+        now=now or dt.datetime.now(dt.UTC),
+    )
+    requests = [services_pb2.SubmitBatchRequest(manifest=envelope)]
+    for index, chunk in enumerate(chunks):
+        requests.append(
+            services_pb2.SubmitBatchRequest(
+                chunk=batch_pb2.RecordChunk(index=index, records=chunk)
+            )
+        )
+    return requests
+
+
+def submit(
+    channel: grpc.Channel, requests: Iterable[services_pb2.SubmitBatchRequest]
+) -> services_pb2.SubmitBatchResponse:
+    stub = services_pb2_grpc.DepartmentServiceStub(channel)
+    response: services_pb2.SubmitBatchResponse = stub.SubmitBatch(
+        iter(requests), timeout=600
+    )
+    return response

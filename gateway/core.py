@@ -1,0 +1,84 @@
+"""The gateway's dependencies in one place, and the helpers every flow shares.
+
+``GatewayCore`` is built once at start-up and handed to every flow: the store,
+the key store, the trust store, the gateway's signer and the clock. Time is
+always taken from the injected clock, so tests can move it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, select
+
+from gateway.errors import NotFoundError
+from gateway.sealing import DataKey, Tokenizer
+from gateway.store import schema
+from keys.keystore import KeyStore
+from keys.signing import Signer
+from keys.trust import TrustStore
+
+GATEWAY_AUDIENCE = "gateway"
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # How long a pulled set stays leased before it is redelivered.
+    lease_seconds: int = 120
+    # The most checks or instructions one signed set carries.
+    set_size: int = 1000
+    # The most records one batch may declare.
+    max_records: int = 2_000_000
+    # How long the sets the gateway signs stay valid.
+    set_validity_hours: int = 72
+
+
+@dataclass
+class GatewayCore:
+    engine: Engine
+    keystore: KeyStore
+    trust: TrustStore
+    signer: Signer
+    clock: Clock = utcnow
+    settings: Settings = field(default_factory=Settings)
+    _data_keys: dict[str, DataKey] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tokenizer = Tokenizer(self.keystore.token_key())
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def data_key(self, connection: Connection, batch_id: str) -> DataKey:
+        """The batch's data key, unwrapped once and cached in memory."""
+        with self._lock:
+            cached = self._data_keys.get(batch_id)
+        if cached is not None:
+            return cached
+        row = connection.execute(
+            select(schema.batches.c.kek_id, schema.batches.c.wrapped_key).where(
+                schema.batches.c.batch_id == batch_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("no such batch")
+        key = DataKey(
+            self.keystore.unwrap(row.kek_id, row.wrapped_key, context=batch_id.encode())
+        )
+        with self._lock:
+            self._data_keys[batch_id] = key
+        return key
+
+    def remember_data_key(self, batch_id: str, key: DataKey) -> None:
+        with self._lock:
+            self._data_keys[batch_id] = key

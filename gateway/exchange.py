@@ -1,0 +1,722 @@
+"""The exchange with agent banks: signed sets out, signed answers back.
+
+A *set* is the unit of signing, leasing and acknowledgement. The gateway
+signs each set once and stores the signed bytes sealed with the batch's data
+key, so every redelivery carries identical bytes.
+
+Invariants and the threats they answer:
+- A set is leased to one puller at a time. A set whose lease runs out without
+  an acknowledgement is delivered again, byte for byte. On PostgreSQL leases
+  take row locks that skip locked rows, so two pullers never get one set.
+- A bank sees only its own sets; a set id of another bank is "not found".
+- Answers are verified before they are parsed (``gateway.envelope``), must be
+  signed by the calling bank, and may only concern sets and instructions
+  that were delivered to that bank.
+- Every signed answer is kept byte for byte as evidence. Posting the same
+  answer again is a no-op; a different answer under the same id, or a result
+  that contradicts one already recorded, is refused as a whole and logged as
+  an alert. A RETURNED after a PAID is legal (Art. 22) and kept as history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from gateway.core import GATEWAY_AUDIENCE, GatewayCore
+from gateway.envelope import Opened, open_envelope, seal
+from gateway.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+)
+from gateway.reasons import ReasonCode
+from gateway.rules import Verdict
+from gateway.sealing import DataKey
+from gateway.states import FINAL_STATES, RELEASED_STATES, RecordState, SetKind, SetState
+from gateway.store import schema
+from keys.identity import Identity, Role
+from ykt.v1 import envelope_pb2, exchange_pb2
+
+_logger = logging.getLogger(__name__)
+
+CHECK_STATUS_REASONS: dict[int, ReasonCode | None] = {
+    exchange_pb2.ACCOUNT_CHECK_STATUS_CONFIRMED: None,
+    exchange_pb2.ACCOUNT_CHECK_STATUS_NOT_FOUND: ReasonCode.ACCOUNT_NOT_FOUND,
+    exchange_pb2.ACCOUNT_CHECK_STATUS_CLOSED: ReasonCode.ACCOUNT_CLOSED,
+    exchange_pb2.ACCOUNT_CHECK_STATUS_FROZEN: ReasonCode.ACCOUNT_FROZEN,
+    exchange_pb2.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH: ReasonCode.ACCOUNT_HOLDER_MISMATCH,
+}
+
+RESULT_STATES: dict[int, RecordState] = {
+    exchange_pb2.RESULT_STATUS_PAID: RecordState.PAID,
+    exchange_pb2.RESULT_STATUS_FAILED: RecordState.FAILED,
+    exchange_pb2.RESULT_STATUS_RETURNED: RecordState.RETURNED,
+}
+
+# Which result may follow which record state.
+_ALLOWED_TRANSITIONS = {
+    RecordState.INSTRUCTED: {
+        RecordState.PAID,
+        RecordState.FAILED,
+        RecordState.RETURNED,
+    },
+    RecordState.PAID: {RecordState.RETURNED},
+}
+
+
+def _set_aad(set_id: str) -> bytes:
+    return f"set:{set_id}".encode()
+
+
+# -- building sets -------------------------------------------------------------
+
+
+class CheckSetBuilder:
+    """Groups a batch's accepted records into signed account-check sets."""
+
+    def __init__(
+        self,
+        core: GatewayCore,
+        connection: Connection,
+        batch_id: str,
+        bank_code: str,
+        data_key: DataKey,
+    ) -> None:
+        self._core = core
+        self._connection = connection
+        self._batch_id = batch_id
+        self._bank_code = bank_code
+        self._data_key = data_key
+        self._number = 0
+        self._pending: list[exchange_pb2.AccountCheck] = []
+
+    @property
+    def current_set_id(self) -> str:
+        return f"{self._batch_id}.c{self._number}"
+
+    def add(self, record_id: str, verdict: Verdict) -> str:
+        """Queue a check for an accepted record; return the id of its set."""
+        holder_name, holder_id = verdict.name, verdict.id_number
+        if verdict.proxy_id_number:
+            # Art. 13: the account belongs to the registered proxy.
+            holder_name, holder_id = verdict.proxy_name, verdict.proxy_id_number
+        self._pending.append(
+            exchange_pb2.AccountCheck(
+                check_id=record_id,
+                holder_name=holder_name,
+                holder_id_number=holder_id,
+                account_number=verdict.account_number,
+            )
+        )
+        set_id = self.current_set_id
+        if len(self._pending) >= self._core.settings.set_size:
+            self._write()
+        return set_id
+
+    def flush(self) -> None:
+        if self._pending:
+            self._write()
+
+    def _write(self) -> None:
+        message = exchange_pb2.AccountCheckSet(bank_code=self._bank_code)
+        message.checks.extend(self._pending)
+        write_set(
+            self._core,
+            self._connection,
+            message,
+            kind=SetKind.ACCOUNT_CHECK,
+            set_id=self.current_set_id,
+            batch_id=self._batch_id,
+            bank_code=self._bank_code,
+            item_count=len(self._pending),
+            data_key=self._data_key,
+        )
+        self._pending = []
+        self._number += 1
+
+
+def write_set(
+    core: GatewayCore,
+    connection: Connection,
+    message: Any,
+    *,
+    kind: SetKind,
+    set_id: str,
+    batch_id: str,
+    bank_code: str,
+    item_count: int,
+    data_key: DataKey,
+) -> None:
+    """Sign a set once and store the signed bytes, sealed."""
+    now = core.now()
+    envelope = seal(
+        core.signer,
+        message,
+        audience=bank_code,
+        subject_id=set_id,
+        now=now,
+        validity=dt.timedelta(hours=core.settings.set_validity_hours),
+    )
+    raw = envelope.SerializeToString()
+    connection.execute(
+        insert(schema.exchange_sets).values(
+            set_id=set_id,
+            kind=kind.value,
+            bank_code=bank_code,
+            batch_id=batch_id,
+            item_count=item_count,
+            sealed=data_key.seal(raw, _set_aad(set_id)),
+            envelope_sha256=hashlib.sha256(raw).digest(),
+            created_at=now,
+            state=SetState.READY.value,
+            lease_id=None,
+            lease_expires_at=None,
+            deliveries=0,
+            acknowledged_at=None,
+        )
+    )
+
+
+# -- pulling and acknowledging -------------------------------------------------
+
+
+def pull_sets(
+    core: GatewayCore, caller: Identity, kind: SetKind, max_sets: int
+) -> list[exchange_pb2.LeasedSet]:
+    """Lease up to ``max_sets`` ready or lease-expired sets to the calling bank."""
+    _require_bank(caller)
+    now = core.now()
+    limit = max(1, min(max_sets or 1, 50))
+    table = schema.exchange_sets
+    leased: list[exchange_pb2.LeasedSet] = []
+    with core.engine.begin() as connection:
+        query = (
+            select(table.c.set_id, table.c.batch_id, table.c.sealed)
+            .where(
+                table.c.bank_code == caller.org,
+                table.c.kind == kind.value,
+                (table.c.state == SetState.READY.value)
+                | (
+                    (table.c.state == SetState.LEASED.value)
+                    & (table.c.lease_expires_at < now)
+                ),
+            )
+            .order_by(table.c.created_at, table.c.set_id)
+            .limit(limit)
+        )
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        expires = now + dt.timedelta(seconds=core.settings.lease_seconds)
+        for row in connection.execute(query).all():
+            lease_id = secrets.token_hex(16)
+            connection.execute(
+                update(table)
+                .where(table.c.set_id == row.set_id)
+                .values(
+                    state=SetState.LEASED.value,
+                    lease_id=lease_id,
+                    lease_expires_at=expires,
+                    deliveries=table.c.deliveries + 1,
+                )
+            )
+            raw = core.data_key(connection, row.batch_id).open(
+                row.sealed, _set_aad(row.set_id)
+            )
+            leased_set = exchange_pb2.LeasedSet(lease_id=lease_id)
+            leased_set.set.ParseFromString(raw)
+            leased_set.lease_expires_at.FromDatetime(expires)
+            leased.append(leased_set)
+    for item in leased:
+        _logger.info(
+            "set leased", extra={"set_id": item.set.payload_type, "bank": caller.org}
+        )
+    return leased
+
+
+def acknowledge(
+    core: GatewayCore, caller: Identity, set_id: str, lease_id: str
+) -> dt.datetime:
+    """Record that the bank holds the set durably; no redelivery after this."""
+    _require_bank(caller)
+    now = core.now()
+    table = schema.exchange_sets
+    with core.engine.begin() as connection:
+        row = connection.execute(
+            select(table).where(
+                table.c.set_id == set_id, table.c.bank_code == caller.org
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("no such set for this bank")
+        if row.lease_id != lease_id or not lease_id:
+            raise PreconditionError("the lease is not held: pull the set again")
+        if row.state in (SetState.ACKED.value, SetState.DONE.value):
+            return row.acknowledged_at or now
+        connection.execute(
+            update(table)
+            .where(table.c.set_id == set_id)
+            .values(state=SetState.ACKED.value, acknowledged_at=now)
+        )
+    _logger.info("set acknowledged", extra={"set_id": set_id, "bank": caller.org})
+    return now
+
+
+# -- answers from the bank -----------------------------------------------------
+
+
+def _open_bank_envelope(
+    core: GatewayCore,
+    caller: Identity,
+    envelope: envelope_pb2.SignedEnvelope,
+    kind: type,
+) -> Opened[Any]:
+    _require_bank(caller)
+    opened = open_envelope(
+        envelope, kind, trust=core.trust, audience=GATEWAY_AUDIENCE, now=core.now()
+    )
+    if opened.signer != caller:
+        raise PermissionDeniedError("the answer is signed by another organisation")
+    return opened
+
+
+def _evidence_id(
+    caller: Identity, subject_id: str, envelope: envelope_pb2.SignedEnvelope
+) -> str:
+    """Evidence is keyed by sender, subject and payload digest.
+
+    A bank that re-signs the same answers after a crash sends new bytes under
+    the same subject; both are kept as evidence, and the per-result checks
+    decide whether they agree.
+    """
+    digest = hashlib.sha256(envelope.payload).hexdigest()[:32]
+    return f"{caller.org}/{subject_id[:56]}/{digest}"
+
+
+def _store_evidence(
+    connection: Connection,
+    caller: Identity,
+    kind: SetKind,
+    envelope: envelope_pb2.SignedEnvelope,
+    evidence_id: str,
+    now: dt.datetime,
+) -> bool:
+    """Keep the signed answer; True when the identical answer was already held."""
+    payload_sha256 = hashlib.sha256(envelope.payload).digest()
+    existing = connection.execute(
+        select(schema.evidence.c.payload_sha256).where(
+            schema.evidence.c.set_id == evidence_id
+        )
+    ).one_or_none()
+    if existing is not None:
+        if existing.payload_sha256 != payload_sha256:
+            _logger.error(
+                "ALERT: conflicting answer under a known id",
+                extra={"evidence_id": evidence_id, "bank": caller.org},
+            )
+            raise ConflictError("this answer id was already used for other content")
+        return True
+    connection.execute(
+        insert(schema.evidence).values(
+            set_id=evidence_id,
+            kind=kind.value,
+            bank_code=caller.org,
+            payload=envelope.payload,
+            payload_sha256=payload_sha256,
+            signature=envelope.signature,
+            signer_certificate=envelope.signer_certificate,
+            received_at=now,
+        )
+    )
+    return False
+
+
+def post_account_check_results(
+    core: GatewayCore, caller: Identity, envelope: envelope_pb2.SignedEnvelope
+) -> exchange_pb2.Receipt:
+    opened = _open_bank_envelope(
+        core, caller, envelope, exchange_pb2.AccountCheckResultSet
+    )
+    answer: exchange_pb2.AccountCheckResultSet = opened.message
+    now = core.now()
+    evidence_id = _evidence_id(caller, answer.header.subject_id, envelope)
+    sets = schema.exchange_sets
+
+    with core.engine.begin() as connection:
+        check_set = connection.execute(
+            select(sets).where(
+                sets.c.set_id == answer.check_set_id,
+                sets.c.bank_code == caller.org,
+                sets.c.kind == SetKind.ACCOUNT_CHECK.value,
+            )
+        ).one_or_none()
+        if check_set is None:
+            raise NotFoundError("no such account-check set for this bank")
+        if check_set.deliveries == 0:
+            raise PreconditionError("the set was never delivered")
+        if _store_evidence(
+            connection, caller, SetKind.ACCOUNT_CHECK, envelope, evidence_id, now
+        ):
+            return _receipt(
+                answer.header.subject_id, envelope, 0, len(answer.results), now
+            )
+
+        states = _record_states(connection, [r.check_id for r in answer.results])
+        confirmed: list[str] = []
+        refused: dict[str, ReasonCode] = {}
+        duplicates = 0
+        for result in answer.results:
+            state, in_set = states.get(result.check_id, (None, None))
+            if in_set != check_set.set_id:
+                raise InvalidArgumentError("an answer names a check outside the set")
+            if result.status not in CHECK_STATUS_REASONS:
+                raise InvalidArgumentError("an answer has no valid status")
+            if state != RecordState.CHECKING:
+                duplicates += 1
+                continue
+            reason = CHECK_STATUS_REASONS[result.status]
+            if reason is None:
+                confirmed.append(result.check_id)
+            else:
+                refused[result.check_id] = reason
+
+        for rid, reason in refused.items():
+            _set_state(
+                connection, [rid], RecordState.REJECTED, now, reasons=reason.value
+            )
+        _release_claims(connection, list(refused))
+        if confirmed:
+            _instruct(core, connection, check_set, confirmed, now)
+        _maybe_finish_set(
+            connection, check_set.set_id, RecordState.CHECKING, "check_set_id"
+        )
+        refresh_batch_state(connection, check_set.batch_id)
+    accepted = len(confirmed) + len(refused)
+    _logger.info(
+        "account checks answered",
+        extra={"set_id": check_set.set_id, "bank": caller.org, "answers": accepted},
+    )
+    return _receipt(answer.header.subject_id, envelope, accepted, duplicates, now)
+
+
+def _instruct(
+    core: GatewayCore,
+    connection: Connection,
+    check_set: Any,
+    confirmed: Sequence[str],
+    now: dt.datetime,
+) -> None:
+    """Turn confirmed checks into one signed instruction set."""
+    data_key = core.data_key(connection, check_set.batch_id)
+    raw = data_key.open(check_set.sealed, _set_aad(check_set.set_id))
+    checks_envelope = envelope_pb2.SignedEnvelope.FromString(raw)
+    checks = exchange_pb2.AccountCheckSet.FromString(checks_envelope.payload)
+    by_id = {c.check_id: c for c in checks.checks}
+    amounts = dict(
+        connection.execute(
+            select(schema.records.c.record_id, schema.records.c.amount_fen).where(
+                schema.records.c.record_id.in_(confirmed)
+            )
+        ).all()
+    )
+    batch = connection.execute(
+        select(
+            schema.batches.c.policy_code,
+            schema.batches.c.period,
+            schema.policies.c.policy_name,
+        )
+        .join(
+            schema.policies,
+            schema.policies.c.policy_code == schema.batches.c.policy_code,
+        )
+        .where(schema.batches.c.batch_id == check_set.batch_id)
+    ).one()
+
+    existing = connection.execute(
+        select(func.count()).where(
+            schema.exchange_sets.c.batch_id == check_set.batch_id,
+            schema.exchange_sets.c.kind == SetKind.INSTRUCTION.value,
+        )
+    ).scalar_one()
+    set_id = f"{check_set.batch_id}.i{existing}"
+    message = exchange_pb2.InstructionSet(
+        bank_code=check_set.bank_code,
+        policy_code=batch.policy_code,
+        policy_name=batch.policy_name,
+        period=batch.period,
+    )
+    for rid in confirmed:
+        check = by_id[rid]
+        message.instructions.add(
+            instruction_id=rid,
+            payee_name=check.holder_name,
+            account_number=check.account_number,
+            amount_fen=amounts[rid],
+        )
+    write_set(
+        core,
+        connection,
+        message,
+        kind=SetKind.INSTRUCTION,
+        set_id=set_id,
+        batch_id=check_set.batch_id,
+        bank_code=check_set.bank_code,
+        item_count=len(confirmed),
+        data_key=data_key,
+    )
+    connection.execute(
+        update(schema.records)
+        .where(schema.records.c.record_id.in_(confirmed))
+        .values(
+            state=RecordState.INSTRUCTED.value,
+            instruction_set_id=set_id,
+            updated_at=now,
+        )
+    )
+
+
+def post_results(
+    core: GatewayCore, caller: Identity, envelope: envelope_pb2.SignedEnvelope
+) -> exchange_pb2.Receipt:
+    opened = _open_bank_envelope(core, caller, envelope, exchange_pb2.ResultSet)
+    result_set: exchange_pb2.ResultSet = opened.message
+    now = core.now()
+    evidence_id = _evidence_id(caller, result_set.header.subject_id, envelope)
+
+    with core.engine.begin() as connection:
+        if _store_evidence(
+            connection, caller, SetKind.INSTRUCTION, envelope, evidence_id, now
+        ):
+            return _receipt(
+                result_set.header.subject_id, envelope, 0, len(result_set.results), now
+            )
+        ids = [r.instruction_id for r in result_set.results]
+        delivered = _delivered_instruction_sets(connection, caller, ids)
+        states = _record_states(connection, ids)
+        known = _known_results(connection, ids)
+
+        accepted = duplicates = 0
+        touched_batches: set[str] = set()
+        for result in result_set.results:
+            new_state = RESULT_STATES.get(result.status)
+            if new_state is None:
+                raise InvalidArgumentError("a result has no valid status")
+            state, set_id = states.get(result.instruction_id, (None, None))
+            if state is None or set_id is None or set_id not in delivered:
+                raise NotFoundError(
+                    "a result names an instruction not delivered to this bank"
+                )
+            previous = known.get((result.instruction_id, new_state.value))
+            if previous is not None:
+                if previous != result.bank_reference:
+                    _alert_conflict(caller, result.instruction_id)
+                duplicates += 1
+                continue
+            if new_state not in _ALLOWED_TRANSITIONS.get(state, set()):
+                _alert_conflict(caller, result.instruction_id)
+            if new_state is not RecordState.PAID and not result.reason_code:
+                raise InvalidArgumentError(
+                    "a failed or returned result needs a reason code"
+                )
+            connection.execute(
+                insert(schema.results).values(
+                    instruction_id=result.instruction_id,
+                    status=new_state.value,
+                    reason_code=result.reason_code,
+                    bank_reference=result.bank_reference[:64],
+                    completed_at=result.completed_at.ToDatetime(tzinfo=dt.UTC),
+                    result_set_id=evidence_id,
+                    received_at=now,
+                )
+            )
+            reasons = "" if new_state is RecordState.PAID else result.reason_code
+            _set_state(
+                connection, [result.instruction_id], new_state, now, reasons=reasons
+            )
+            if new_state in RELEASED_STATES:
+                _release_claims(connection, [result.instruction_id])
+            states[result.instruction_id] = (new_state, set_id)
+            touched_batches.add(delivered[set_id])
+            accepted += 1
+
+        for set_id in {states[i][1] for i in ids if states.get(i)}:
+            if set_id is not None:
+                _maybe_finish_set(
+                    connection, set_id, RecordState.INSTRUCTED, "instruction_set_id"
+                )
+        for batch_id in touched_batches:
+            refresh_batch_state(connection, batch_id)
+    _logger.info(
+        "results received",
+        extra={
+            "evidence_id": evidence_id,
+            "accepted": accepted,
+            "duplicates": duplicates,
+        },
+    )
+    return _receipt(result_set.header.subject_id, envelope, accepted, duplicates, now)
+
+
+def _alert_conflict(caller: Identity, instruction_id: str) -> None:
+    _logger.error(
+        "ALERT: conflicting result refused",
+        extra={"instruction_id": instruction_id, "bank": caller.org},
+    )
+    raise PreconditionError(
+        f"result for instruction {instruction_id} contradicts the recorded one"
+    )
+
+
+# -- shared helpers ------------------------------------------------------------
+
+
+def _require_bank(caller: Identity) -> None:
+    if caller.role is not Role.BANK:
+        raise PermissionDeniedError("only an agent bank may do this")
+
+
+def _record_states(
+    connection: Connection, record_ids: Iterable[str]
+) -> dict[str, tuple[RecordState | None, str | None]]:
+    ids = list(record_ids)
+    records = schema.records
+    found: dict[str, tuple[RecordState | None, str | None]] = {}
+    for start in range(0, len(ids), 500):
+        for row in connection.execute(
+            select(
+                records.c.record_id,
+                records.c.state,
+                records.c.check_set_id,
+                records.c.instruction_set_id,
+            ).where(records.c.record_id.in_(ids[start : start + 500]))
+        ):
+            state = RecordState(row.state)
+            set_id = row.check_set_id if state is RecordState.CHECKING else None
+            set_id = row.instruction_set_id or set_id
+            found[row.record_id] = (state, set_id)
+    return found
+
+
+def _delivered_instruction_sets(
+    connection: Connection, caller: Identity, record_ids: Sequence[str]
+) -> dict[str, str]:
+    """Instruction set id -> batch id, for sets delivered to the caller."""
+    sets = schema.exchange_sets
+    records = schema.records
+    delivered: dict[str, str] = {}
+    for start in range(0, len(record_ids), 500):
+        rows = connection.execute(
+            select(sets.c.set_id, sets.c.batch_id)
+            .join(records, records.c.instruction_set_id == sets.c.set_id)
+            .where(
+                records.c.record_id.in_(record_ids[start : start + 500]),
+                sets.c.bank_code == caller.org,
+                sets.c.kind == SetKind.INSTRUCTION.value,
+                sets.c.deliveries > 0,
+            )
+        )
+        delivered.update({row.set_id: row.batch_id for row in rows})
+    return delivered
+
+
+def _known_results(
+    connection: Connection, ids: Sequence[str]
+) -> dict[tuple[str, str], str]:
+    found: dict[tuple[str, str], str] = {}
+    for start in range(0, len(ids), 500):
+        rows = connection.execute(
+            select(
+                schema.results.c.instruction_id,
+                schema.results.c.status,
+                schema.results.c.bank_reference,
+            ).where(schema.results.c.instruction_id.in_(ids[start : start + 500]))
+        )
+        found.update({(r.instruction_id, r.status): r.bank_reference for r in rows})
+    return found
+
+
+def _set_state(
+    connection: Connection,
+    record_ids: Sequence[str],
+    state: RecordState,
+    now: dt.datetime,
+    *,
+    reasons: str,
+) -> None:
+    connection.execute(
+        update(schema.records)
+        .where(schema.records.c.record_id.in_(record_ids))
+        .values(state=state.value, reasons=reasons, updated_at=now)
+    )
+
+
+def _release_claims(connection: Connection, record_ids: Sequence[str]) -> None:
+    if record_ids:
+        connection.execute(
+            delete(schema.claims).where(schema.claims.c.record_id.in_(record_ids))
+        )
+
+
+def _maybe_finish_set(
+    connection: Connection, set_id: str, open_state: RecordState, column: str
+) -> None:
+    records = schema.records
+    still_open = connection.execute(
+        select(func.count()).where(
+            records.c[column] == set_id, records.c.state == open_state.value
+        )
+    ).scalar_one()
+    if still_open == 0:
+        connection.execute(
+            update(schema.exchange_sets)
+            .where(schema.exchange_sets.c.set_id == set_id)
+            .values(state=SetState.DONE.value)
+        )
+
+
+def refresh_batch_state(connection: Connection, batch_id: str) -> None:
+    records = schema.records
+    open_count = connection.execute(
+        select(func.count()).where(
+            records.c.batch_id == batch_id,
+            records.c.state.not_in([s.value for s in FINAL_STATES]),
+        )
+    ).scalar_one()
+    instructed = connection.execute(
+        select(func.count()).where(
+            records.c.batch_id == batch_id, records.c.instruction_set_id.is_not(None)
+        )
+    ).scalar_one()
+    state = (
+        "CLOSED" if open_count == 0 else ("IN_PAYMENT" if instructed else "VALIDATED")
+    )
+    connection.execute(
+        update(schema.batches)
+        .where(schema.batches.c.batch_id == batch_id)
+        .values(state=state)
+    )
+
+
+def _receipt(
+    set_id: str,
+    envelope: envelope_pb2.SignedEnvelope,
+    accepted: int,
+    duplicates: int,
+    now: dt.datetime,
+) -> exchange_pb2.Receipt:
+    receipt = exchange_pb2.Receipt(
+        set_id=set_id,
+        payload_sha256=hashlib.sha256(envelope.payload).digest(),
+        accepted=accepted,
+        duplicates=duplicates,
+    )
+    receipt.received_at.FromDatetime(now)
+    return receipt

@@ -1,0 +1,370 @@
+"""The gateway process: gRPC services over mutual TLS, and its housekeeping.
+
+Settings that matter for security are spelled out here, even where they are
+gRPC's defaults, and tests assert them:
+- client certificates are required (``require_client_authentication=True``);
+- TLS 1.2 is gRPC core's minimum, and the cipher suites are restricted to
+  ECDHE with AEAD (``gateway.tls``, applied before gRPC starts);
+- message sizes are bounded explicitly in both directions;
+- keepalive pings are bounded so idle or abusive peers cannot hold resources.
+
+The server certificate, its key and the CA bundle are re-read when they
+change on disk, so a renewed certificate needs no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy import select
+
+from gateway import exchange, queries, submission
+from gateway.config import GatewayConfig
+from gateway.core import GatewayCore, Settings
+from gateway.errors import InvalidArgumentError
+from gateway.security import SecurityInterceptor, peer_identity
+from gateway.states import SetKind
+from gateway.store import db, schema
+from keys.ca import DevelopmentCA
+from keys.identity import Identity, IdentityError, purpose_of
+from keys.keystore import LocalKeyStore
+from keys.signing import Signer
+from keys.trust import TrustStore
+from ykt.v1 import batch_pb2, services_pb2, services_pb2_grpc
+
+_logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.max_connection_idle_ms", 15 * 60_000),
+]
+
+
+class DepartmentServicer(services_pb2_grpc.DepartmentServiceServicer):
+    def __init__(self, core: GatewayCore) -> None:
+        self._core = core
+
+    def SubmitBatch(  # noqa: N802
+        self, request_iterator: Iterator[services_pb2.SubmitBatchRequest], context: Any
+    ) -> services_pb2.SubmitBatchResponse:
+        return submission.submit_batch(
+            self._core, peer_identity(context), request_iterator
+        )
+
+    def GetBatch(  # noqa: N802
+        self, request: services_pb2.GetBatchRequest, context: Any
+    ) -> services_pb2.GetBatchResponse:
+        return queries.get_batch(self._core, peer_identity(context), request.batch_id)
+
+    def ListRecords(  # noqa: N802
+        self, request: services_pb2.ListRecordsRequest, context: Any
+    ) -> Iterator[services_pb2.ListRecordsResponse]:
+        return queries.list_records(
+            self._core, peer_identity(context), request.batch_id
+        )
+
+
+class BankServicer(services_pb2_grpc.BankServiceServicer):
+    def __init__(self, core: GatewayCore) -> None:
+        self._core = core
+
+    def PullAccountChecks(  # noqa: N802
+        self, request: services_pb2.PullAccountChecksRequest, context: Any
+    ) -> services_pb2.PullAccountChecksResponse:
+        sets = exchange.pull_sets(
+            self._core, peer_identity(context), SetKind.ACCOUNT_CHECK, request.max_sets
+        )
+        return services_pb2.PullAccountChecksResponse(sets=sets)
+
+    def PostAccountCheckResults(  # noqa: N802
+        self, request: services_pb2.PostAccountCheckResultsRequest, context: Any
+    ) -> services_pb2.PostAccountCheckResultsResponse:
+        receipt = exchange.post_account_check_results(
+            self._core, peer_identity(context), request.result_set
+        )
+        return services_pb2.PostAccountCheckResultsResponse(receipt=receipt)
+
+    def PullInstructions(  # noqa: N802
+        self, request: services_pb2.PullInstructionsRequest, context: Any
+    ) -> services_pb2.PullInstructionsResponse:
+        sets = exchange.pull_sets(
+            self._core, peer_identity(context), SetKind.INSTRUCTION, request.max_sets
+        )
+        return services_pb2.PullInstructionsResponse(sets=sets)
+
+    def Acknowledge(  # noqa: N802
+        self, request: services_pb2.AcknowledgeRequest, context: Any
+    ) -> services_pb2.AcknowledgeResponse:
+        when = exchange.acknowledge(
+            self._core, peer_identity(context), request.set_id, request.lease_id
+        )
+        response = services_pb2.AcknowledgeResponse()
+        response.acknowledged_at.FromDatetime(when)
+        return response
+
+    def PostResults(  # noqa: N802
+        self, request: services_pb2.PostResultsRequest, context: Any
+    ) -> services_pb2.PostResultsResponse:
+        receipt = exchange.post_results(
+            self._core, peer_identity(context), request.result_set
+        )
+        return services_pb2.PostResultsResponse(receipt=receipt)
+
+
+class AdminServicer(services_pb2_grpc.AdminServiceServicer):
+    def __init__(self, core: GatewayCore, dev_ca: DevelopmentCA | None) -> None:
+        self._core = core
+        self._dev_ca = dev_ca
+
+    def ListPolicies(  # noqa: N802
+        self, request: services_pb2.ListPoliciesRequest, context: Any
+    ) -> services_pb2.ListPoliciesResponse:
+        with self._core.engine.connect() as connection:
+            rows = connection.execute(
+                select(schema.policies).order_by(schema.policies.c.policy_code)
+            ).all()
+        return services_pb2.ListPoliciesResponse(
+            policies=[
+                services_pb2.Policy(
+                    policy_code=r.policy_code,
+                    policy_name=r.policy_name,
+                    department=r.department,
+                    department_name=r.department_name,
+                    period_kind=r.period_kind,
+                    max_amount_fen=r.max_amount_fen,
+                    requires_list=r.requires_list or "",
+                    excludes_list=r.excludes_list or "",
+                )
+                for r in rows
+            ]
+        )
+
+    def PutPolicy(  # noqa: N802
+        self, request: services_pb2.PutPolicyRequest, context: Any
+    ) -> services_pb2.PutPolicyResponse:
+        policy = request.policy
+        if policy.period_kind not in ("year", "month") or policy.max_amount_fen <= 0:
+            raise InvalidArgumentError(
+                "a policy needs a period kind and a positive limit"
+            )
+        values = {
+            "policy_name": policy.policy_name,
+            "department": policy.department,
+            "department_name": policy.department_name,
+            "period_kind": policy.period_kind,
+            "max_amount_fen": policy.max_amount_fen,
+            "requires_list": policy.requires_list or None,
+            "excludes_list": policy.excludes_list or None,
+        }
+        table = schema.policies
+        with self._core.engine.begin() as connection:
+            exists = connection.execute(
+                select(table.c.policy_code).where(
+                    table.c.policy_code == policy.policy_code
+                )
+            ).first()
+            if exists:
+                connection.execute(
+                    table.update().where(table.c.policy_code == policy.policy_code),
+                    values,
+                )
+            else:
+                connection.execute(
+                    table.insert().values(policy_code=policy.policy_code, **values)
+                )
+        _logger.info("policy stored", extra={"policy_code": policy.policy_code})
+        return services_pb2.PutPolicyResponse(policy=policy)
+
+    def SetAgentBank(  # noqa: N802
+        self, request: services_pb2.SetAgentBankRequest, context: Any
+    ) -> services_pb2.SetAgentBankResponse:
+        table = schema.agent_banks
+        with self._core.engine.begin() as connection:
+            connection.execute(
+                table.delete().where(
+                    table.c.county == request.county,
+                    table.c.policy_code == request.policy_code,
+                )
+            )
+            connection.execute(
+                table.insert().values(
+                    county=request.county,
+                    policy_code=request.policy_code,
+                    bank_code=request.bank_code,
+                    connector=request.connector,
+                )
+            )
+        _logger.info(
+            "agent bank chosen",
+            extra={"county": request.county, "policy_code": request.policy_code},
+        )
+        return services_pb2.SetAgentBankResponse()
+
+    def ListCertificates(  # noqa: N802
+        self, request: services_pb2.ListCertificatesRequest, context: Any
+    ) -> services_pb2.ListCertificatesResponse:
+        certs = list(self._core.trust.ca_certificates)
+        if self._dev_ca is not None:
+            certs += self._dev_ca.issued()
+        response = services_pb2.ListCertificatesResponse()
+        revoked = {
+            serial
+            for crl in self._core.trust.crls()
+            for serial in (r.serial_number for r in crl)
+        }
+        for cert in certs:
+            item = response.certificates.add(
+                serial_number=f"{cert.serial_number:x}",
+                subject=cert.subject.rfc4514_string(),
+                revoked=cert.serial_number in revoked,
+            )
+            item.not_after.FromDatetime(cert.not_valid_after_utc)
+            try:
+                identity = Identity.from_certificate(cert)
+                item.role, item.organisation = identity.role.value, identity.org
+                item.purpose = purpose_of(cert).value
+            except IdentityError:
+                item.purpose = "ca"
+        return response
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def server_credentials(config: GatewayConfig) -> grpc.ServerCredentials:
+    """mTLS credentials that re-read the certificate files when they change."""
+    paths = (config.tls_key, config.tls_cert, config.ca_bundle)
+
+    def stamp() -> tuple[int, ...]:
+        return tuple(os.stat(p).st_mtime_ns for p in paths)
+
+    def configuration() -> Any:
+        return grpc.ssl_server_certificate_configuration(
+            [(_read(config.tls_key), _read(config.tls_cert))],
+            root_certificates=_read(config.ca_bundle),
+        )
+
+    state = {"stamp": stamp()}
+    lock = threading.Lock()
+
+    def fetch() -> Any:
+        with lock:
+            current = stamp()
+            if current == state["stamp"]:
+                return None
+            state["stamp"] = current
+            _logger.warning("server certificate files changed; reloading")
+            return configuration()
+
+    return grpc.dynamic_ssl_server_credentials(
+        configuration(), fetch, require_client_authentication=True
+    )
+
+
+class Gateway:
+    """A running gateway: the gRPC server and its background duties."""
+
+    def __init__(
+        self, config: GatewayConfig, core: GatewayCore, server: grpc.Server, port: int
+    ):
+        self.config = config
+        self.core = core
+        self.server = server
+        self.port = port
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start_housekeeping(self, dev_ca: DevelopmentCA | None) -> None:
+        if dev_ca is None:
+            return
+
+        def refresh_crl() -> None:
+            # DEVELOPMENT ONLY: the dev CA lives here, so keep its CRL fresh.
+            while not self._stop.wait(300):
+                dev_ca.write_crl()
+
+        thread = threading.Thread(target=refresh_crl, name="dev-crl", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, grace: float = 2.0) -> None:
+        self._stop.set()
+        self.server.stop(grace).wait()
+        self.core.engine.dispose()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def build(
+    config: GatewayConfig, *, settings: Settings | None = None, clock: Any = None
+) -> Gateway:
+    """Open the store, migrate it, and bind the server (not yet started)."""
+    engine = db.connect(config.database_url)
+    db.migrate(engine)
+    trust_kwargs: dict[str, Any] = {}
+    if clock is not None:
+        trust_kwargs["clock"] = clock
+    else:
+        from gateway.core import utcnow
+
+        trust_kwargs["clock"] = utcnow
+    trust = TrustStore(config.ca_bundle, config.crls, **trust_kwargs)
+    core_kwargs: dict[str, Any] = {"settings": settings or Settings()}
+    if clock is not None:
+        core_kwargs["clock"] = clock
+    core = GatewayCore(
+        engine=engine,
+        keystore=LocalKeyStore(config.keys_directory),
+        trust=trust,
+        signer=Signer.load(config.signing_cert, config.signing_key),
+        **core_kwargs,
+    )
+    dev_ca = DevelopmentCA(config.dev_ca_directory) if config.dev_ca_directory else None
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
+        interceptors=[SecurityInterceptor(trust)],
+        options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=64,
+    )
+    services_pb2_grpc.add_DepartmentServiceServicer_to_server(
+        DepartmentServicer(core), server
+    )
+    services_pb2_grpc.add_BankServiceServicer_to_server(BankServicer(core), server)
+    services_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminServicer(core, dev_ca), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_secure_port(config.listen, server_credentials(config))
+    if port == 0:
+        raise RuntimeError("could not bind the gateway's listen address")
+    for name in (
+        "",
+        *(s.full_name for s in services_pb2.DESCRIPTOR.services_by_name.values()),
+    ):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    gateway = Gateway(config, core, server, port)
+    gateway.start_housekeeping(dev_ca)
+    return gateway
+
+
+__all__ = ["Gateway", "build", "batch_pb2"]

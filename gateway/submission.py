@@ -1,0 +1,454 @@
+"""Receiving a department's batch: verify, check, validate, seal, store.
+
+The order of the steps is the security argument:
+  1. The stream opens with a signed manifest. It is verified before anything
+     else is read, and its signer must be the caller on the TLS connection.
+  2. The manifest must fit the caller and the policy list: the department
+     submits only for its own county and for policies it owns (Art. 5-6),
+     with a period the policy's rhythm allows.
+  3. Each chunk is hashed on arrival and compared with the digest the manifest
+     declared for its position, *before* it is parsed. Chunks out of order,
+     repeated, missing or altered are refused.
+  4. After the last chunk, the record count and the total amount must equal
+     what the manifest declared.
+  5. Idempotency is judged on the records' content digest, never on envelope
+     bytes: the same content re-signed is the same batch, and a batch id
+     replayed with other content is refused.
+  6. Everything is stored in one transaction: the manifest as signed, the
+     chunk bytes as verified (sealed with the batch's data key), one row per
+     record with its verdict, and the account-check sets for the agent bank.
+     Any failure leaves the store as it was.
+
+Records are handled chunk by chunk, so memory stays flat in the batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+from sqlalchemy import Connection, insert, select
+
+from gateway import exchange
+from gateway.core import GATEWAY_AUDIENCE, GatewayCore
+from gateway.envelope import Opened, open_envelope
+from gateway.errors import (
+    ChunkError,
+    ConflictError,
+    InvalidArgumentError,
+    ManifestMismatchError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from gateway.lookups import StoreLookups
+from gateway.normalize import parse_amount_fen
+from gateway.rules import BatchChecker, PolicyRules
+from gateway.sealing import DataKey
+from gateway.states import BATCH_STATES, RecordState
+from gateway.store import schema
+from keys.identity import Identity, Role
+from ykt.v1 import batch_pb2, envelope_pb2, services_pb2
+
+_logger = logging.getLogger(__name__)
+
+BATCH_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+YEAR_PERIOD = re.compile(r"^20[0-9]{2}$")
+MONTH_PERIOD = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])$")
+MAX_CHUNKS = 100_000
+MAX_RECORDS_PER_CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class Policy:
+    code: str
+    name: str
+    department: str
+    period_kind: str
+    rules: PolicyRules
+
+
+def record_id(batch_id: str, row: int) -> str:
+    return f"{batch_id}.r{row}"
+
+
+def retention_epoch(batch_submitted: str) -> str:
+    # TODO: wrap data keys under the epoch in which the batch's retention
+    # ends, once batches close with a known date; until then every batch of a
+    # month shares that month's key-encryption key.
+    return batch_submitted
+
+
+class ContentDigest:
+    """SHA-256 over a canonical, length-prefixed encoding of the records."""
+
+    FIELDS = (
+        "name",
+        "id_number",
+        "account_number",
+        "amount",
+        "bank_name",
+        "proxy_name",
+        "proxy_id_number",
+        "corrects_record_id",
+    )
+
+    def __init__(self, manifest: batch_pb2.BatchManifest) -> None:
+        self._hash = hashlib.sha256(b"ykt-batch-content-v1\n")
+        for value in (manifest.county, manifest.department, manifest.policy_code):
+            self._add(value)
+        self._add(manifest.period)
+
+    def _add(self, value: str) -> None:
+        data = value.encode("utf-8")
+        self._hash.update(len(data).to_bytes(4, "big") + data)
+
+    def add(self, record: batch_pb2.PaymentRecord) -> None:
+        self._add(str(record.row))
+        for name in self.FIELDS:
+            self._add(getattr(record, name))
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def submit_batch(
+    core: GatewayCore,
+    caller: Identity,
+    stream: Iterator[services_pb2.SubmitBatchRequest],
+) -> services_pb2.SubmitBatchResponse:
+    # 1. A signed manifest, signed by the caller.
+    first = next(stream, None)
+    if first is None or first.WhichOneof("item") != "manifest":
+        raise InvalidArgumentError("the stream must begin with a signed manifest")
+    opened = open_envelope(
+        first.manifest,
+        batch_pb2.BatchManifest,
+        trust=core.trust,
+        audience=GATEWAY_AUDIENCE,
+        now=core.now(),
+    )
+    if opened.signer != caller:
+        raise PermissionDeniedError("the manifest is signed by another organisation")
+    manifest = opened.message
+    batch_id = manifest.header.subject_id
+
+    # 2. The manifest fits the caller and the policy list.
+    if not BATCH_ID_PATTERN.match(batch_id):
+        raise InvalidArgumentError("batch id is malformed")
+    with core.engine.connect() as connection:
+        policy = _authorised_policy(connection, caller, manifest)
+        bank_code = _agent_bank(connection, manifest.county, policy.code)
+        existing = connection.execute(
+            select(schema.batches).where(schema.batches.c.batch_id == batch_id)
+        ).one_or_none()
+    _check_declarations(core, manifest)
+
+    chunks = _verified_chunks(stream, manifest)
+
+    # 5a. A known batch id: compare content, store nothing.
+    if existing is not None:
+        digest = ContentDigest(manifest)
+        count = total = 0
+        for _index, _raw, records in chunks:
+            for record in records.records:
+                digest.add(record)
+                count += 1
+                total += _declared_amount(record.amount)
+        _check_totals(manifest, count, total)
+        if digest.hexdigest() != existing.content_digest:
+            raise ConflictError("batch id was already used for different content")
+        return _response_for_existing(core, batch_id)
+
+    # 3-6. Verify, validate, seal and store in one transaction.
+    with core.engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            response, data_key = _store_new_batch(
+                core,
+                connection,
+                caller,
+                first.manifest,
+                opened,
+                policy,
+                bank_code,
+                chunks,
+            )
+        except BaseException:
+            transaction.rollback()
+            raise
+        if response.already_submitted or manifest.dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+            core.remember_data_key(batch_id, data_key)
+            _logger.info(
+                "batch stored",
+                extra={"batch_id": batch_id, "records": response.record_count},
+            )
+    if response.already_submitted:
+        return _response_for_existing(core, response.batch_id)
+    return response
+
+
+def _authorised_policy(
+    connection: Connection, caller: Identity, manifest: batch_pb2.BatchManifest
+) -> Policy:
+    if caller.role is not Role.DEPARTMENT:
+        raise PermissionDeniedError("only a department submits batches")
+    if caller.org != f"{manifest.county}-{manifest.department}":
+        raise PermissionDeniedError("a department submits only for its own county")
+    row = connection.execute(
+        select(schema.policies).where(
+            schema.policies.c.policy_code == manifest.policy_code
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("no such policy in the policy list")
+    if row.department != manifest.department:
+        raise PermissionDeniedError("the policy belongs to another department")
+    pattern = YEAR_PERIOD if row.period_kind == "year" else MONTH_PERIOD
+    if not pattern.match(manifest.period):
+        raise InvalidArgumentError(f"the policy is paid per {row.period_kind}")
+    rules = PolicyRules(
+        policy_code=row.policy_code,
+        max_amount_fen=row.max_amount_fen,
+        requires_list=row.requires_list or None,
+        excludes_list=row.excludes_list or None,
+    )
+    return Policy(
+        row.policy_code, row.policy_name, row.department, row.period_kind, rules
+    )
+
+
+def _agent_bank(connection: Connection, county: str, policy_code: str) -> str:
+    row = connection.execute(
+        select(schema.agent_banks.c.bank_code).where(
+            schema.agent_banks.c.county == county,
+            schema.agent_banks.c.policy_code == policy_code,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("the county has chosen no agent bank for this policy")
+    return str(row.bank_code)
+
+
+def _check_declarations(core: GatewayCore, manifest: batch_pb2.BatchManifest) -> None:
+    if manifest.record_count > core.settings.max_records:
+        raise InvalidArgumentError("the batch declares more records than allowed")
+    if not 0 < len(manifest.chunk_sha256) <= MAX_CHUNKS:
+        raise InvalidArgumentError("the manifest declares no chunks or too many")
+    if any(len(d) != 32 for d in manifest.chunk_sha256):
+        raise InvalidArgumentError("a declared chunk digest is not SHA-256")
+
+
+def _verified_chunks(
+    stream: Iterator[services_pb2.SubmitBatchRequest], manifest: batch_pb2.BatchManifest
+) -> Iterator[tuple[int, bytes, batch_pb2.PaymentRecordList]]:
+    """Yield chunks in order, each checked against the manifest before parsing."""
+    declared = manifest.chunk_sha256
+    expected_index = 0
+    last_row = 0
+    for request in stream:
+        if request.WhichOneof("item") != "chunk":
+            raise ChunkError("only one manifest may open a batch")
+        chunk = request.chunk
+        if chunk.index != expected_index:
+            raise ChunkError(
+                f"chunk {chunk.index} arrived where {expected_index} was due"
+            )
+        if expected_index >= len(declared):
+            raise ChunkError("more chunks arrived than the manifest declares")
+        if hashlib.sha256(chunk.records).digest() != declared[expected_index]:
+            raise ChunkError(
+                f"chunk {expected_index} does not match its declared digest"
+            )
+        records = batch_pb2.PaymentRecordList()
+        try:
+            records.ParseFromString(chunk.records)
+        except (DecodeError, RecursionError) as exc:
+            raise ChunkError(f"chunk {expected_index} does not parse") from exc
+        if len(records.records) > MAX_RECORDS_PER_CHUNK:
+            raise ChunkError(f"chunk {expected_index} carries too many records")
+        for record in records.records:
+            if record.row <= last_row:
+                raise ChunkError(f"row {record.row} is out of order or repeated")
+            last_row = record.row
+        yield expected_index, chunk.records, records
+        expected_index += 1
+    if expected_index != len(declared):
+        raise ChunkError("fewer chunks arrived than the manifest declares")
+
+
+def _declared_amount(text: str) -> int:
+    fen = parse_amount_fen(text)
+    return 0 if fen is None else fen
+
+
+def _check_totals(manifest: batch_pb2.BatchManifest, count: int, total: int) -> None:
+    if count != manifest.record_count:
+        raise ManifestMismatchError("the record count differs from the manifest")
+    if total != manifest.total_amount_fen:
+        raise ManifestMismatchError("the total amount differs from the manifest")
+
+
+def _store_new_batch(
+    core: GatewayCore,
+    connection: Connection,
+    caller: Identity,
+    envelope: envelope_pb2.SignedEnvelope,
+    opened: Opened[batch_pb2.BatchManifest],
+    policy: Policy,
+    bank_code: str,
+    chunks: Iterator[tuple[int, bytes, batch_pb2.PaymentRecordList]],
+) -> tuple[services_pb2.SubmitBatchResponse, DataKey]:
+    manifest = opened.message
+    batch_id = manifest.header.subject_id
+    now = core.now()
+    data_key = DataKey.generate()
+    lookups = StoreLookups(connection, core.tokenizer)
+    checker = BatchChecker(policy.rules, manifest.period, lookups, now.date())
+    digest = ContentDigest(manifest)
+    sets = exchange.CheckSetBuilder(core, connection, batch_id, bank_code, data_key)
+    count = total = rejected = 0
+
+    # 3. Chunk by chunk: seal the verified bytes, check every record.
+    for index, raw, records in chunks:
+        connection.execute(
+            insert(schema.batch_chunks).values(
+                batch_id=batch_id,
+                chunk_index=index,
+                chunk_sha256=hashlib.sha256(raw).digest(),
+                sealed=data_key.seal(raw, f"{batch_id}:chunk:{index}".encode()),
+            )
+        )
+        rows = []
+        for record in records.records:
+            digest.add(record)
+            count += 1
+            total += _declared_amount(record.amount)
+            verdict = checker.check(
+                name=record.name,
+                id_number=record.id_number,
+                account_number=record.account_number,
+                amount=record.amount,
+                proxy_name=record.proxy_name,
+                proxy_id_number=record.proxy_id_number,
+            )
+            rid = record_id(batch_id, record.row)
+            check_set_id = None
+            if verdict.accepted:
+                assert verdict.person is not None
+                lookups.claim(verdict.person, policy.code, manifest.period, rid)
+                check_set_id = sets.add(rid, verdict)
+            else:
+                rejected += 1
+            state = RecordState.CHECKING if verdict.accepted else RecordState.REJECTED
+            rows.append(
+                {
+                    "record_id": rid,
+                    "batch_id": batch_id,
+                    "row": record.row,
+                    "chunk_index": index,
+                    "person_digest": verdict.person,
+                    "account_digest": verdict.account,
+                    "amount_fen": verdict.amount_fen,
+                    "corrects_record_id": record.corrects_record_id or None,
+                    "state": state.value,
+                    "reasons": ";".join(verdict.reasons),
+                    "check_set_id": check_set_id,
+                    "instruction_set_id": None,
+                    "updated_at": now,
+                }
+            )
+        if rows:
+            connection.execute(insert(schema.records), rows)
+
+    # 4. The chunks add up to what the manifest declared.
+    _check_totals(manifest, count, total)
+
+    # 5b. The same content under another batch id is the same batch.
+    content_digest = digest.hexdigest()
+    duplicate = connection.execute(
+        select(schema.batches.c.batch_id).where(
+            schema.batches.c.department_org == caller.org,
+            schema.batches.c.policy_code == policy.code,
+            schema.batches.c.period == manifest.period,
+            schema.batches.c.content_digest == content_digest,
+        )
+    ).one_or_none()
+    if duplicate is not None:
+        response = services_pb2.SubmitBatchResponse(
+            batch_id=duplicate.batch_id, already_submitted=True
+        )
+        return response, data_key
+
+    # 6. The batch row, last, now that the content digest is known.
+    sets.flush()
+    kek_id, wrapped = core.keystore.wrap(
+        data_key.key,
+        epoch=retention_epoch(now.strftime("%Y-%m")),
+        context=batch_id.encode(),
+    )
+    connection.execute(
+        insert(schema.batches).values(
+            batch_id=batch_id,
+            department_org=caller.org,
+            county=manifest.county,
+            department=manifest.department,
+            policy_code=policy.code,
+            period=manifest.period,
+            bank_code=bank_code,
+            content_digest=content_digest,
+            record_count=count,
+            total_amount_fen=total,
+            source_file=manifest.source_file[:255],
+            submitted_at=now,
+            manifest_payload=opened.payload,
+            manifest_signature=envelope.signature,
+            signer_certificate=envelope.signer_certificate,
+            kek_id=kek_id,
+            wrapped_key=wrapped,
+            state="VALIDATED",
+        )
+    )
+    exchange.refresh_batch_state(connection, batch_id)
+    response = services_pb2.SubmitBatchResponse(
+        batch_id=batch_id,
+        state=batch_pb2.BATCH_STATE_VALIDATED,
+        record_count=count,
+        rejected_count=rejected,
+        content_digest=content_digest,
+    )
+    return response, data_key
+
+
+def _response_for_existing(
+    core: GatewayCore, batch_id: str
+) -> services_pb2.SubmitBatchResponse:
+    with core.engine.connect() as connection:
+        row = connection.execute(
+            select(schema.batches).where(schema.batches.c.batch_id == batch_id)
+        ).one()
+        rejected = connection.execute(
+            select(schema.records.c.record_id).where(
+                schema.records.c.batch_id == batch_id,
+                schema.records.c.state == RecordState.REJECTED.value,
+            )
+        ).all()
+    return services_pb2.SubmitBatchResponse(
+        batch_id=batch_id,
+        state=BATCH_STATES[row.state],
+        already_submitted=True,
+        record_count=row.record_count,
+        rejected_count=len(rejected),
+        content_digest=row.content_digest,
+    )
+
+
+def new_batch_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
