@@ -26,7 +26,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from tenacity import (
@@ -45,8 +45,6 @@ from ykt.v1 import exchange_pb2, services_pb2, services_pb2_grpc
 
 _logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 _TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -60,7 +58,7 @@ def _transient(exc: BaseException) -> bool:
 
 transport_retry = retry(
     retry=retry_if_exception(_transient),
-    wait=wait_exponential_jitter(initial=0.2, max=5.0),
+    wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
     stop=stop_after_attempt(6),
     reraise=True,
 )
@@ -87,7 +85,7 @@ class GrpcPullRunner:
         self.bank_code = signer.identity.org
 
     @transport_retry
-    def _call(self, method: Callable[..., T], request: Any) -> T:
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
         return method(request)
 
     def run_once(self) -> int:

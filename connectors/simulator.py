@@ -104,7 +104,8 @@ class SimulatedBankCore:
     def pay(self, instruction: exchange_pb2.Instruction) -> PaymentOutcome:
         with self._lock:
             row = self._db.execute(
-                "SELECT status, reason_code, bank_reference, completed_at FROM payments "
+                "SELECT status, reason_code, bank_reference, completed_at "
+                "FROM payments "
                 "WHERE instruction_id = ?",
                 (instruction.instruction_id,),
             ).fetchone()
@@ -162,7 +163,8 @@ class SimulatedBankCore:
     def due_returns(self, now: dt.datetime) -> list[PaymentOutcome]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT instruction_id, bank_reference FROM payments WHERE return_due IS "
+                "SELECT instruction_id, bank_reference FROM payments "
+                "WHERE return_due IS "
                 "NOT NULL AND return_reported = 0 AND return_due <= ?",
                 (now.isoformat(),),
             ).fetchall()

@@ -38,7 +38,8 @@ def _keys(args: argparse.Namespace) -> int:
         cert = ca.sign_csr(csr, identity, Purpose(args.purpose), days=args.days)
         Path(args.out).write_bytes(cert_pem(cert))
         print(
-            f"issued {args.purpose} certificate {cert.serial_number:x} for {identity.uri}"
+            f"issued {args.purpose} certificate {cert.serial_number:x} "
+            f"for {identity.uri}"
         )
     elif args.keys_command == "revoke":
         ca.revoke(int(args.serial, 16))
@@ -112,13 +113,13 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _bank_simulate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
     from connectors.grpc_pull import GrpcPullRunner
     from connectors.simulator import SimulatedBankCore, load_ledgers
     from gateway.client import ClientCredentials, open_channel
     from gateway.core import utcnow
     from keys.trust import TrustStore
-
-    import datetime as dt
 
     credentials = ClientCredentials(Path(args.credentials))
     core = SimulatedBankCore(

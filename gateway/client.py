@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -33,12 +33,19 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-class _DeadlineInterceptor(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
+if TYPE_CHECKING:
+    _UU = grpc.UnaryUnaryClientInterceptor[Any, Any]
+    _US = grpc.UnaryStreamClientInterceptor[Any, Any]
+    _SU = grpc.StreamUnaryClientInterceptor[Any, Any]
+    _SS = grpc.StreamStreamClientInterceptor[Any, Any]
+else:
+    _UU = grpc.UnaryUnaryClientInterceptor
+    _US = grpc.UnaryStreamClientInterceptor
+    _SU = grpc.StreamUnaryClientInterceptor
+    _SS = grpc.StreamStreamClientInterceptor
+
+
+class _DeadlineInterceptor(_UU, _US, _SU, _SS):
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
 
@@ -76,7 +83,7 @@ class _DeadlineInterceptor(
 
 
 @dataclass(frozen=True)
-class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+class _CallDetails(grpc.ClientCallDetails):
     method: str
     timeout: float | None
     metadata: Any

@@ -316,4 +316,4 @@ def _print_summary(
     print()
 
 
-__all__ = ["run_demo", "dt", "grpc", "os"]
+__all__ = ["dt", "grpc", "os", "run_demo"]

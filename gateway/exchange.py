@@ -48,12 +48,13 @@ from ykt.v1 import envelope_pb2, exchange_pb2
 
 _logger = logging.getLogger(__name__)
 
+_CHECK = exchange_pb2
 CHECK_STATUS_REASONS: dict[int, ReasonCode | None] = {
     exchange_pb2.ACCOUNT_CHECK_STATUS_CONFIRMED: None,
     exchange_pb2.ACCOUNT_CHECK_STATUS_NOT_FOUND: ReasonCode.ACCOUNT_NOT_FOUND,
     exchange_pb2.ACCOUNT_CHECK_STATUS_CLOSED: ReasonCode.ACCOUNT_CLOSED,
     exchange_pb2.ACCOUNT_CHECK_STATUS_FROZEN: ReasonCode.ACCOUNT_FROZEN,
-    exchange_pb2.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH: ReasonCode.ACCOUNT_HOLDER_MISMATCH,
+    _CHECK.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH: ReasonCode.ACCOUNT_HOLDER_MISMATCH,
 }
 
 RESULT_STATES: dict[int, RecordState] = {
@@ -280,7 +281,7 @@ def _open_bank_envelope(
     kind: type,
 ) -> Opened[Any]:
     _require_bank(caller)
-    opened = open_envelope(
+    opened: Opened[Any] = open_envelope(
         envelope, kind, trust=core.trust, audience=GATEWAY_AUDIENCE, now=core.now()
     )
     if opened.signer != caller:
@@ -486,7 +487,9 @@ def _instruct(
 def post_results(
     core: GatewayCore, caller: Identity, envelope: envelope_pb2.SignedEnvelope
 ) -> exchange_pb2.Receipt:
-    opened = _open_bank_envelope(core, caller, envelope, exchange_pb2.ResultSet)
+    opened: Opened[Any] = _open_bank_envelope(
+        core, caller, envelope, exchange_pb2.ResultSet
+    )
     result_set: exchange_pb2.ResultSet = opened.message
     now = core.now()
     evidence_id = _evidence_id(caller, result_set.header.subject_id, envelope)

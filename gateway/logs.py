@@ -18,7 +18,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 class FieldFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        when = self.formatTime(record)
+        line = f"{when} {record.levelname} {record.name}: {record.getMessage()}"
         if fields:
             line += " " + json.dumps(
                 fields, ensure_ascii=False, default=str, sort_keys=True

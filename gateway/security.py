@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from cryptography import x509
@@ -74,7 +74,15 @@ def peer_identity(context: grpc.ServicerContext) -> Identity:
         ) from exc
 
 
-class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+    _Handler = grpc.RpcMethodHandler
+
+
+class SecurityInterceptor(_ServerInterceptor):
     def __init__(
         self,
         trust: TrustStore,
@@ -85,9 +93,9 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> _Handler | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -133,15 +141,13 @@ def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
     context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
-def _wrap(
-    handler: grpc.RpcMethodHandler, gate: Callable[[grpc.ServicerContext], None]
-) -> grpc.RpcMethodHandler:
+def _wrap(handler: _Handler, gate: Callable[[grpc.ServicerContext], None]) -> _Handler:
     def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def run(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 gate(context)
                 return behavior(request, context)
-            except Exception as exc:  # noqa: BLE001 - one mapping for every error
+            except Exception as exc:
                 _abort(context, exc)
 
         return run
@@ -151,7 +157,7 @@ def _wrap(
             try:
                 gate(context)
                 yield from behavior(request, context)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 _abort(context, exc)
 
         return run
@@ -172,6 +178,7 @@ def _wrap(
         return grpc.unary_stream_rpc_method_handler(
             stream_response(handler.unary_stream), **kwargs
         )
+    assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
         stream_response(handler.stream_stream), **kwargs
     )

@@ -367,4 +367,4 @@ def build(
     return gateway
 
 
-__all__ = ["Gateway", "build", "batch_pb2"]
+__all__ = ["Gateway", "batch_pb2", "build"]

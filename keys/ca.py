@@ -108,6 +108,9 @@ class DevelopmentCA:
             raise TypeError("the development CA key must be an EC key")
         self._key = loaded
 
+    def cert_pem_bytes(self) -> bytes:
+        return cert_pem(self.cert)
+
     @property
     def ca_path(self) -> Path:
         return self.directory / "ca.pem"

@@ -22,7 +22,9 @@ INIT_TEXT = '"""Generated from proto/ykt/v1 by scripts/gen_proto.py. Do not edit
 
 
 def generate(out_root: Path) -> Path:
-    sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    sources = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto")
+    )
     out_root.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     cmd = [

@@ -1,0 +1,97 @@
+"""A real gateway on port 0, over real mutual TLS, with its own fictional data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.client import ClientCredentials, open_channel
+from gateway.config import GatewayConfig, dev_config
+from gateway.reference import import_reference
+from gateway.server import Gateway, build
+from gateway.tls import restrict_cipher_suites
+from keys.ca import DevelopmentCA, write_credentials
+from keys.identity import Identity, Role
+from tests.fakes import Person, people, write_reference
+
+restrict_cipher_suites()
+
+
+def database_urls() -> list[str]:
+    urls = ["sqlite"]
+    if os.environ.get("YKT_TEST_DATABASE_URL"):
+        urls.append("postgresql")
+    return urls
+
+
+@pytest.fixture(params=database_urls())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+        return
+    from sqlalchemy import create_engine
+
+    base = os.environ["YKT_TEST_DATABASE_URL"]
+    schema_name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema_name}"'))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema_name}"
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
+    admin.dispose()
+
+
+@dataclass
+class Running:
+    gateway: Gateway
+    config: GatewayConfig
+    ca: DevelopmentCA
+    target: str
+    clients: Path
+    persons: list[Person]
+    reference: Path
+
+    def client(self, role: Role, org: str, **kwargs: object) -> ClientCredentials:
+        directory = self.clients / f"{role.value}-{org}-{uuid.uuid4().hex[:6]}"
+        credentials = self.ca.dev_generate_credentials(Identity(role, org), **kwargs)  # type: ignore[arg-type]
+        write_credentials(credentials, self.ca.cert, directory)
+        return ClientCredentials(directory)
+
+    def channel(self, credentials: ClientCredentials):  # type: ignore[no-untyped-def]
+        return open_channel(self.target, credentials, timeout=30)
+
+
+@pytest.fixture
+def running(tmp_path: Path, database_url: str) -> Iterator[Running]:
+    persons = people(40)
+    reference = tmp_path / "reference"
+    write_reference(reference, persons)
+    config = dev_config(tmp_path / "state", "127.0.0.1:0", None, database_url)
+    gateway = build(config)
+    import_reference(gateway.core.engine, gateway.core.tokenizer, reference)
+    gateway.server.start()
+    ca = DevelopmentCA(tmp_path / "state" / "pki")
+    yield Running(
+        gateway,
+        config,
+        ca,
+        f"localhost:{gateway.port}",
+        tmp_path / "clients",
+        persons,
+        reference,
+    )
+    gateway.stop(0)
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
