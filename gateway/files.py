@@ -11,8 +11,11 @@ Invariants:
   * A file is refused as a whole (``FileFormatError``) only when it cannot be
     read as a list at all: unknown format, no header row with the required
     columns, a column mapped twice, text that changes encoding part-way, or
-    data after the 合计 row. Any other row is a record, however broken, so
-    that the department sees a verdict for it.
+    a record after the 合计 row. Any other row is a record, however broken,
+    so that the department sees a verdict for it. Below the 合计 row only
+    footer lines (制表人, 审核人, 日期) may follow; they are skipped, and a
+    row there with an amount or a check-digit-valid ID number is a record
+    and refuses the file.
   * ``SourceRow.row`` numbers records 1, 2, 3, ... below the header, skipping
     blank rows; ``SourceRow.file_row`` is the row number a spreadsheet program
     shows, so that staff can find the record.
@@ -42,12 +45,14 @@ Threats:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import enum
+import math
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -55,7 +60,7 @@ from typing import Any
 
 import openpyxl
 
-from gateway.normalize import parse_amount_fen
+from gateway.normalize import id_check_char, normalize_id_number, parse_amount_fen
 
 
 class Field(enum.StrEnum):
@@ -246,10 +251,11 @@ def read_department_file(
     # 2. The header: the first of the top rows that has every required field.
     index = _synonym_index(synonyms)
     head: list[tuple[int, list[str]]] = []
-    for file_row, cells in _open_cells(path, encoding, sheet):
-        head.append((file_row, cells))
-        if len(head) == HEADER_SCAN_ROWS:
-            break
+    with contextlib.closing(_open_cells(path, encoding, sheet)) as top:
+        for file_row, cells in top:
+            head.append((file_row, cells))
+            if len(head) == HEADER_SCAN_ROWS:
+                break
     header_row, headers, columns = _find_header(head, index)
 
     return DepartmentFile(
@@ -302,22 +308,27 @@ def _xlsx_sheet(path: Path) -> str:
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         raise FileFormatError("xlsx 文件解压后过大 (xlsx unpacks too large)")
 
-    workbook = _load_workbook(path)
-    try:
+    with _workbook(path) as workbook:
         title: str = workbook.active.title
-    finally:
-        workbook.close()
     return title
 
 
-def _load_workbook(path: Path) -> Any:
-    # data_only: a 合计 cell holding =SUM(...) reads as its cached value.
-    try:
-        return openpyxl.load_workbook(
-            path, read_only=True, data_only=True, keep_links=False
-        )
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise FileFormatError("无法读取 xlsx 文件 (unreadable xlsx)") from exc
+@contextlib.contextmanager
+def _workbook(path: Path) -> Iterator[Any]:
+    # openpyxl gets an open file, not a path, so that it does not judge the
+    # file by its name. data_only: a 合计 cell holding =SUM(...) reads as its
+    # cached value.
+    with path.open("rb") as fh:
+        try:
+            workbook = openpyxl.load_workbook(
+                fh, read_only=True, data_only=True, keep_links=False
+            )
+        except Exception as exc:  # openpyxl raises many kinds for a broken file
+            raise FileFormatError("无法读取 xlsx 文件 (unreadable xlsx)") from exc
+        try:
+            yield workbook
+        finally:
+            workbook.close()
 
 
 # --- cells ---------------------------------------------------------------------
@@ -325,7 +336,7 @@ def _load_workbook(path: Path) -> Any:
 
 def _open_cells(
     path: Path, encoding: str, sheet: str | None
-) -> Iterator[tuple[int, list[str]]]:
+) -> Generator[tuple[int, list[str]]]:
     """(spreadsheet row number, stripped cells) for every row, blank or not."""
     if encoding == _XLSX:
         assert sheet is not None
@@ -333,7 +344,7 @@ def _open_cells(
     return _csv_cells(path, encoding)
 
 
-def _csv_cells(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_cells(path: Path, encoding: str) -> Generator[tuple[int, list[str]]]:
     with path.open(encoding=encoding, errors="strict", newline="") as fh:
         reader = csv.reader(fh)
         file_row = 0
@@ -353,14 +364,11 @@ def _csv_cells(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
             ) from exc
 
 
-def _xlsx_cells(path: Path, sheet: str) -> Iterator[tuple[int, list[str]]]:
-    workbook = _load_workbook(path)
-    try:
-        worksheet = workbook[sheet]
-        for file_row, values in enumerate(worksheet.iter_rows(values_only=True), 1):
+def _xlsx_cells(path: Path, sheet: str) -> Generator[tuple[int, list[str]]]:
+    with _workbook(path) as workbook:
+        rows = workbook[sheet].iter_rows(values_only=True)
+        for file_row, values in enumerate(rows, 1):
             yield file_row, [_cell_text(value) for value in values]
-    finally:
-        workbook.close()
 
 
 def _cell_text(value: object) -> str:
@@ -381,6 +389,8 @@ def _cell_text(value: object) -> str:
 def _excel_general(number: float) -> str:
     # Excel's General format: whole numbers up to 11 digits in full, larger
     # ones in scientific notation with up to six significant digits.
+    if not math.isfinite(number):
+        return str(number)
     if abs(number) >= 10**_GENERAL_DIGITS:
         mantissa, exponent = f"{number:.5E}".split("E")
         return f"{mantissa.rstrip('0').rstrip('.')}E{exponent}"
@@ -474,7 +484,7 @@ def _records(source: DepartmentFile) -> Iterator[SourceRow]:
     cols = source.columns
     picks = tuple(cols.get(fld, -1) for fld in _PICKED)
     amount_col = cols[Field.AMOUNT]
-    key_cols = (cols[Field.ID_NUMBER], cols[Field.ACCOUNT_NUMBER], amount_col)
+    id_col = cols[Field.ID_NUMBER]
 
     record = 0
     total_row: int | None = None
@@ -483,9 +493,10 @@ def _records(source: DepartmentFile) -> Iterator[SourceRow]:
         if not any(texts):
             continue
 
-        # After the 合计 row only footer lines (制表人, 审核人) may follow.
+        # After the 合计 row only footer lines (制表人, 审核人, 日期) may follow;
+        # a row that looks like a record means the total was not the bottom.
         if total_row is not None:
-            if any(_at(texts, col) for col in key_cols):
+            if _looks_like_record(_at(texts, id_col), amount):
                 raise FileFormatError(
                     f"第{total_row}行是合计行，但其后仍有数据；"
                     "请把合计行放在最后或删除 (data after the total row)",
@@ -528,8 +539,7 @@ def _rows_below_header(
         return
 
     assert source.sheet is not None
-    workbook = _load_workbook(source.path)
-    try:
+    with _workbook(source.path) as workbook:
         rows = workbook[source.sheet].iter_rows(
             min_row=source.header_row + 1, values_only=True
         )
@@ -539,12 +549,24 @@ def _rows_below_header(
                 _amount_text(values[amount_col]) if amount_col < len(values) else ""
             )
             yield file_row, texts, amount
-    finally:
-        workbook.close()
 
 
 def _at(cells: Sequence[str], column: int) -> str:
     return cells[column] if 0 <= column < len(cells) else ""
+
+
+def _looks_like_record(id_text: str, amount: str) -> bool:
+    # An amount, or an ID number with a correct check character: footer text
+    # is neither, while a record almost always has both.
+    if parse_amount_fen(amount) is not None:
+        return True
+    number = normalize_id_number(id_text)
+    return (
+        len(number) == 18
+        and number[:17].isascii()
+        and number[:17].isdigit()
+        and id_check_char(number[:17]) == number[17]
+    )
 
 
 def _is_total(texts: Sequence[str]) -> bool:

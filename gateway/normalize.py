@@ -23,11 +23,12 @@ Invariants:
     fail it, and passbooks have no check digit (see ``gateway.rules``).
 
 AmountGrammar -- how a department writes an amount, in yuan:
-  * optional spaces, an optional sign and an optional ``¥``/``￥``, in either
-    order, then the yuan with at most 10 digits (so a million-record total
-    stays within a signed 64-bit count of fen), optionally grouped in
-    thousands with commas (``1,234.50``), then optionally ``.`` and one or two
-    decimals; full-width digits and punctuation count as their ASCII forms;
+  * optional spaces, an optional sign and an optional ``¥``/``￥`` in either
+    order (``-¥5``, ``¥ -5``; spaces may follow each), then the yuan with at
+    most 10 digits (so a million-record total stays within a signed 64-bit
+    count of fen), optionally grouped in thousands with commas
+    (``1,234.50``), then optionally ``.`` and one or two decimals; full-width
+    digits and punctuation count as their ASCII forms;
   * more than two decimals only as a spreadsheet's float artifact: a value
     within a thousandth of a fen of a whole fen (``84.15000000000001``) is
     that fen; anything else (``84.151``) is not an amount;
@@ -65,6 +66,7 @@ _ID_FOLD = str.maketrans(
 # for each remainder of the weighted sum.
 _ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _ID_CHECK_CHARS = "10X98765432"
+_CLEAN_LAST = frozenset("0123456789Xx")
 # The digits are summed as ASCII bytes; this removes the b"0" offsets.
 _ID_ASCII_OFFSET = ord("0") * sum(_ID_WEIGHTS)
 
@@ -91,6 +93,14 @@ _EARLIEST_BIRTH = dt.date(1900, 1, 1)
 def normalize_id_number(text: str) -> str:
     """The ID number without whitespace, in ASCII, upper case, 18 characters
     if it was a legacy 15-digit number. The result may still be invalid."""
+    if (
+        len(text) == 18
+        and text.isascii()
+        and text[17] in _CLEAN_LAST
+        and text[:17].isdigit()
+    ):
+        # The common case: already clean, but for a lower-case x.
+        return text if text[17] != "x" else text[:17] + "X"
     folded = "".join(text.translate(_ID_FOLD).split())
 
     if len(folded) == 15 and folded.isascii() and folded.isdigit():
@@ -225,6 +235,8 @@ _LUHN_DOUBLED = bytes(
 def normalize_account(text: str) -> str:
     """The account number without whitespace, in ASCII digits where it had
     full-width ones. The result may still be malformed."""
+    if text.isascii() and text.isdigit():
+        return text  # the common case, already clean
     return "".join(text.translate(_ACCOUNT_FOLD).split())
 
 
@@ -250,10 +262,14 @@ def luhn_ok(digits: str) -> bool:
 # --- Amounts ---------------------------------------------------------------
 
 _AMOUNT_FOLD = str.maketrans(
-    {**_FULLWIDTH_DIGITS, **{ord(wide): chr(ord(wide) - 0xFEE0) for wide in "，．＋－"}}
+    {
+        **_FULLWIDTH_DIGITS,
+        **{ord(wide): chr(ord(wide) - 0xFEE0) for wide in "，．＋－"},
+        0x3000: " ",
+    }
 )
 _AMOUNT = re.compile(
-    r"([+-]?)[¥￥]?([+-]?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?", re.ASCII
+    r"([+-]?) *(?:[¥￥] *)?([+-]?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?", re.ASCII
 )
 _MAX_AMOUNT_TEXT = 64
 _MAX_YUAN_DIGITS = 10
@@ -268,10 +284,10 @@ _ARTIFACT_TOLERANCE = Decimal("0.00001")
 def parse_amount_fen(text: str) -> int | None:
     """The amount in fen, or None if the text is not an amount (see
     AmountGrammar in the module docstring). Zero and negatives parse."""
-    stripped = text.strip()
+    stripped = text.strip().translate(_AMOUNT_FOLD)
     if len(stripped) > _MAX_AMOUNT_TEXT:
         return None
-    match = _AMOUNT.fullmatch(stripped.translate(_AMOUNT_FOLD))
+    match = _AMOUNT.fullmatch(stripped)
     if match is None:
         return None
     sign_before, sign_after, yuan, decimals = match.groups()

@@ -229,9 +229,9 @@ class BatchChecker:
             account = lookups.account_digest(account_norm)
         reasons.extend(_account_reasons(person, entry, account_norm, account))
 
-        # 8. The proxy.
-        proxy_name_norm = normalize_name(proxy_name)
-        proxy_id_norm = normalize_id_number(proxy_id_number)
+        # 8. The proxy. Most records name none; skip normalising nothing.
+        proxy_name_norm = normalize_name(proxy_name) if proxy_name else ""
+        proxy_id_norm = normalize_id_number(proxy_id_number) if proxy_id_number else ""
         if not self._proxy_ok(person, entry, proxy_name_norm, proxy_id_norm):
             reasons.append(ReasonCode.PROXY_INVALID)
 
@@ -240,7 +240,7 @@ class BatchChecker:
             self._accepted_people.add(person)
 
         return Verdict(
-            reasons=tuple(ordered(reasons)),
+            reasons=tuple(ordered(reasons)) if len(reasons) > 1 else tuple(reasons),
             person=person,
             account=account,
             id_number=id_norm,

@@ -79,6 +79,11 @@ LEGACY_15 = "500154" + "620517" + "123"
         pytest.param("5001546205171", "5001546205171", id="short-left-alone"),
         pytest.param("5.00154E+17", "5.00154E+17", id="numeric-left-alone"),
         pytest.param("", "", id="empty"),
+        # Regressions for the fast path of already-clean numbers.
+        pytest.param(
+            to_fullwidth(VALID_ID[:17]) + VALID_ID[17], VALID_ID, id="fullwidth-body"
+        ),
+        pytest.param(VALID_ID[:17] + " ", VALID_ID[:17], id="18-chars-trailing-space"),
     ],
 )
 def test_normalize_id_number(raw: str, expected: str) -> None:
@@ -349,6 +354,10 @@ def test_account_checks_never_crash(text: str) -> None:
         pytest.param("-¥5", -500, id="negative-before-sign"),
         pytest.param("¥-5", -500, id="negative-after-sign"),
         pytest.param("+5", 500, id="explicit-plus"),
+        pytest.param("¥ 300.50", 30050, id="space-after-yen-sign"),
+        pytest.param(" - ¥ 300.50 ", -30050, id="spaced-sign-and-yen"),
+        pytest.param("¥\u30001,234.00", 123400, id="ideographic-space-after-yen"),
+        pytest.param("1 234.00", None, id="space-inside-number"),
         pytest.param("007.50", 750, id="leading-zeros"),
         pytest.param("9999999999.99", 999999999999, id="ten-yuan-digits"),
         pytest.param("84.151", None, id="three-decimals"),
@@ -433,3 +442,19 @@ def test_float_sums_of_amounts_parse_to_the_fen(first: int, second: int) -> None
     # is the float's repr, artifacts and all.
     total = first / 100 + second / 100
     assert parse_amount_fen(repr(total)) == first + second
+
+
+# --- fast paths agree with the general path --------------------------------
+
+ID_ALPHABET = st.sampled_from([*"0123456789xX ", "\uff10", "\uff58", "\u3000", "a"])
+
+
+@given(st.lists(ID_ALPHABET, min_size=14, max_size=20).map("".join))
+def test_id_fast_path_agrees_with_general_path(text: str) -> None:
+    # A leading space always takes the general path.
+    assert normalize_id_number(text) == normalize_id_number(" " + text)
+
+
+@given(st.text(alphabet=st.sampled_from([*"0123456789 ", "\uff11"]), max_size=25))
+def test_account_fast_path_agrees_with_general_path(text: str) -> None:
+    assert normalize_account(text) == normalize_account(" " + text)
