@@ -16,16 +16,12 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import os
 import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
 
 from gateway import logs
 from gateway.client import ClientCredentials, build_submission, open_channel, submit
@@ -316,4 +312,4 @@ def _print_summary(
     print()
 
 
-__all__ = ["dt", "grpc", "os", "run_demo"]
+__all__ = ["run_demo"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -49,15 +49,6 @@ MAX_VALIDITY = dt.timedelta(days=7)
 DEFAULT_VALIDITY = dt.timedelta(hours=24)
 
 Clock = Callable[[], dt.datetime]
-
-
-class HasHeader(Protocol):
-    @property
-    def header(self) -> envelope_pb2.Header: ...
-
-    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...  # noqa: N802
-
-    def ParseFromString(self, serialized: bytes) -> int: ...  # noqa: N802
 
 
 M = TypeVar("M", bound=Message)

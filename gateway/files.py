@@ -336,7 +336,7 @@ def _workbook(path: Path) -> Iterator[Any]:
 
 def _open_cells(
     path: Path, encoding: str, sheet: str | None
-) -> Generator[tuple[int, list[str]]]:
+) -> Generator[tuple[int, list[str]], None, None]:
     """(spreadsheet row number, stripped cells) for every row, blank or not."""
     if encoding == _XLSX:
         assert sheet is not None
@@ -344,7 +344,9 @@ def _open_cells(
     return _csv_cells(path, encoding)
 
 
-def _csv_cells(path: Path, encoding: str) -> Generator[tuple[int, list[str]]]:
+def _csv_cells(
+    path: Path, encoding: str
+) -> Generator[tuple[int, list[str]], None, None]:
     with path.open(encoding=encoding, errors="strict", newline="") as fh:
         reader = csv.reader(fh)
         file_row = 0
@@ -364,7 +366,7 @@ def _csv_cells(path: Path, encoding: str) -> Generator[tuple[int, list[str]]]:
             ) from exc
 
 
-def _xlsx_cells(path: Path, sheet: str) -> Generator[tuple[int, list[str]]]:
+def _xlsx_cells(path: Path, sheet: str) -> Generator[tuple[int, list[str]], None, None]:
     with _workbook(path) as workbook:
         rows = workbook[sheet].iter_rows(values_only=True)
         for file_row, values in enumerate(rows, 1):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from gateway.normalize import normalize_account, normalize_id_number
 from gateway.sealing import Tokenizer
@@ -91,11 +91,8 @@ def import_reference(
 
 
 def _import_registry(
-    connection: object, tokenizer: Tokenizer, path: Path, now: dt.datetime
+    connection: Connection, tokenizer: Tokenizer, path: Path, now: dt.datetime
 ) -> int:
-    from sqlalchemy import Connection
-
-    assert isinstance(connection, Connection)
     table = schema.registry_accounts
     known = set(connection.execute(select(table.c.person_digest)).scalars())
     batch: list[dict[str, object]] = []
@@ -130,10 +127,7 @@ def _import_registry(
     return count
 
 
-def _import_list(connection: object, tokenizer: Tokenizer, path: Path) -> int:
-    from sqlalchemy import Connection
-
-    assert isinstance(connection, Connection)
+def _import_list(connection: Connection, tokenizer: Tokenizer, path: Path) -> int:
     table = schema.reference_lists
     name = path.stem
     known = set(

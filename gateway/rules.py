@@ -35,9 +35,9 @@ The rules, in priority order (``gateway.reasons``):
      record names the beneficiary as their own proxy.
 
 Every check that can run does run, and the verdict lists every failure, so
-a department fixes a record once. Checks that need the person (3, 4, 5, 7
-and the registry half of 8) cannot run when the ID number is invalid: they
-would be about someone else's number, or nobody's.
+a department fixes a record once. Checks that need the person (3, 4, 5,
+the Luhn half of 6, 7 and the registry half of 8) cannot run when the ID
+number is invalid: they would be about someone else's number, or nobody's.
 
 Invariants and threats:
   * Paying twice: at most one record per person is accepted in a batch (3),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -448,7 +447,3 @@ def _response_for_existing(
         rejected_count=len(rejected),
         content_digest=row.content_digest,
     )
-
-
-def new_batch_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(6)}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import grpc
 import pytest
@@ -258,4 +257,3 @@ def test_batch_is_paid_end_to_end_through_a_pulling_bank(
             select(func.count()).select_from(schema.results)
         ).scalar_one()
     assert results == 12
-    _ = threading  # the runner is exercised synchronously here
