@@ -26,9 +26,10 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from tenacity import (
     retry,
     retry_if_exception,
@@ -44,6 +45,8 @@ from keys.trust import TrustStore
 from ykt.v1 import exchange_pb2, services_pb2, services_pb2_grpc
 
 _logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
 
 _TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
@@ -106,21 +109,33 @@ class GrpcPullRunner:
             if not moved:
                 stop.wait(idle_seconds)
 
+    def _pull(
+        self, method: Callable[..., Any], request: Any, kind: type[M]
+    ) -> list[tuple[str, M]]:
+        """Pull leased sets; verify each signature before parsing it."""
+        response = self._call(method, request)
+        return [
+            (
+                leased.lease_id,
+                open_envelope(
+                    leased.set,
+                    kind,
+                    trust=self._trust,
+                    audience=self.bank_code,
+                    now=self._clock(),
+                ).message,
+            )
+            for leased in response.sets
+        ]
+
     # 1. Account checks.
     def _answer_checks(self) -> int:
-        response = self._call(
+        pulled = self._pull(
             self._stub.PullAccountChecks,
             services_pb2.PullAccountChecksRequest(max_sets=5),
+            exchange_pb2.AccountCheckSet,
         )
-        for leased in response.sets:
-            opened = open_envelope(
-                leased.set,
-                exchange_pb2.AccountCheckSet,
-                trust=self._trust,
-                audience=self.bank_code,
-                now=self._clock(),
-            )
-            check_set = opened.message
+        for lease_id, check_set in pulled:
             answer = exchange_pb2.AccountCheckResultSet(
                 check_set_id=check_set.header.subject_id
             )
@@ -139,35 +154,28 @@ class GrpcPullRunner:
             self._call(
                 self._stub.Acknowledge,
                 services_pb2.AcknowledgeRequest(
-                    set_id=check_set.header.subject_id, lease_id=leased.lease_id
+                    set_id=check_set.header.subject_id, lease_id=lease_id
                 ),
             )
-        return len(response.sets)
+        return len(pulled)
 
     # 2. Payment instructions.
     def _pay_instructions(self) -> int:
-        response = self._call(
+        pulled = self._pull(
             self._stub.PullInstructions,
             services_pb2.PullInstructionsRequest(max_sets=5),
+            exchange_pb2.InstructionSet,
         )
-        for leased in response.sets:
-            opened = open_envelope(
-                leased.set,
-                exchange_pb2.InstructionSet,
-                trust=self._trust,
-                audience=self.bank_code,
-                now=self._clock(),
-            )
-            instruction_set = opened.message
+        for lease_id, instruction_set in pulled:
             outcomes = [self._core.pay(i) for i in instruction_set.instructions]
             self._call(
                 self._stub.Acknowledge,
                 services_pb2.AcknowledgeRequest(
-                    set_id=instruction_set.header.subject_id, lease_id=leased.lease_id
+                    set_id=instruction_set.header.subject_id, lease_id=lease_id
                 ),
             )
             self._post_results(outcomes, f"{instruction_set.header.subject_id}.results")
-        return len(response.sets)
+        return len(pulled)
 
     # 3. Refunds of cross-bank credits.
     def _report_returns(self) -> int:

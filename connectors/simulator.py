@@ -67,7 +67,6 @@ class SimulatedBankCore:
         database: Path,
         *,
         return_delay: dt.timedelta = dt.timedelta(seconds=3),
-        clock: type[dt.datetime] = dt.datetime,
     ) -> None:
         self.bank_code = bank_code
         self._ledgers = ledgers

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.store.db import sqlite_url
@@ -49,7 +49,6 @@ class GatewayConfig:
     signing_key: Path
     keys_directory: Path
     dev_ca_directory: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: Path) -> GatewayConfig:

@@ -236,10 +236,7 @@ def pull_sets(
             leased_set.set.ParseFromString(raw)
             leased_set.lease_expires_at.FromDatetime(expires)
             leased.append(leased_set)
-    for item in leased:
-        _logger.info(
-            "set leased", extra={"set_id": item.set.payload_type, "bank": caller.org}
-        )
+            _logger.info("set leased", extra={"set_id": row.set_id, "bank": caller.org})
     return leased
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, Table, delete, insert, select
 
 from gateway.normalize import normalize_account, normalize_id_number
 from gateway.sealing import Tokenizer
@@ -31,6 +31,46 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
+def _policy(r: dict[str, str]) -> dict[str, object]:
+    return {
+        "policy_code": r["policy_code"],
+        "policy_name": r["policy_name"],
+        "department": r["department"],
+        "department_name": r["department_name"],
+        "period_kind": r["period"],
+        "max_amount_fen": int(Decimal(r["max_amount_yuan"]) * 100),
+        "requires_list": r["requires_list"] or None,
+        "excludes_list": r["excludes_list"] or None,
+    }
+
+
+def _bank(r: dict[str, str]) -> dict[str, object]:
+    return {
+        "bank_code": r["bank"],
+        "bank_name": r["bank_name"],
+        "card_prefix": r["card_prefix"],
+    }
+
+
+def _agent_bank(r: dict[str, str]) -> dict[str, object]:
+    return {
+        "county": r["county"],
+        "policy_code": r["policy_code"],
+        "bank_code": r["agent_bank"],
+        "connector": r["connector"],
+    }
+
+
+# Small tables are replaced whole from their file.
+_SMALL_TABLES: tuple[
+    tuple[str, Table, Callable[[dict[str, str]], dict[str, object]]], ...
+] = (
+    ("policies.csv", schema.policies, _policy),
+    ("banks.csv", schema.banks, _bank),
+    ("agent-banks.csv", schema.agent_banks, _agent_bank),
+)
+
+
 def import_reference(
     engine: Engine, tokenizer: Tokenizer, directory: Path
 ) -> dict[str, int]:
@@ -38,48 +78,13 @@ def import_reference(
     counts: dict[str, int] = {}
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as connection:
-        if (directory / "policies.csv").exists():
-            connection.execute(delete(schema.policies))
-            policies = [
-                {
-                    "policy_code": r["policy_code"],
-                    "policy_name": r["policy_name"],
-                    "department": r["department"],
-                    "department_name": r["department_name"],
-                    "period_kind": r["period"],
-                    "max_amount_fen": int(Decimal(r["max_amount_yuan"]) * 100),
-                    "requires_list": r["requires_list"] or None,
-                    "excludes_list": r["excludes_list"] or None,
-                }
-                for r in _rows(directory / "policies.csv")
-            ]
-            connection.execute(insert(schema.policies), policies)
-            counts["policies"] = len(policies)
-        if (directory / "banks.csv").exists():
-            connection.execute(delete(schema.banks))
-            banks = [
-                {
-                    "bank_code": r["bank"],
-                    "bank_name": r["bank_name"],
-                    "card_prefix": r["card_prefix"],
-                }
-                for r in _rows(directory / "banks.csv")
-            ]
-            connection.execute(insert(schema.banks), banks)
-            counts["banks"] = len(banks)
-        if (directory / "agent-banks.csv").exists():
-            connection.execute(delete(schema.agent_banks))
-            choices = [
-                {
-                    "county": r["county"],
-                    "policy_code": r["policy_code"],
-                    "bank_code": r["agent_bank"],
-                    "connector": r["connector"],
-                }
-                for r in _rows(directory / "agent-banks.csv")
-            ]
-            connection.execute(insert(schema.agent_banks), choices)
-            counts["agent_banks"] = len(choices)
+        for name, table, convert in _SMALL_TABLES:
+            path = directory / name
+            if path.exists():
+                rows = [convert(r) for r in _rows(path)]
+                connection.execute(delete(table))
+                connection.execute(insert(table), rows)
+                counts[table.name] = len(rows)
 
         registry = directory / "registry" / "accounts.csv"
         if registry.exists():

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from gateway import exchange, queries, submission
 from gateway.config import GatewayConfig
-from gateway.core import GatewayCore, Settings
+from gateway.core import Clock, GatewayCore, Settings, utcnow
 from gateway.errors import InvalidArgumentError
 from gateway.security import SecurityInterceptor, peer_identity
 from gateway.states import SetKind
@@ -38,7 +38,7 @@ from keys.identity import Identity, IdentityError, purpose_of
 from keys.keystore import LocalKeyStore
 from keys.signing import Signer
 from keys.trust import TrustStore
-from ykt.v1 import batch_pb2, services_pb2, services_pb2_grpc
+from ykt.v1 import services_pb2, services_pb2_grpc
 
 _logger = logging.getLogger(__name__)
 
@@ -314,28 +314,23 @@ class Gateway:
 
 
 def build(
-    config: GatewayConfig, *, settings: Settings | None = None, clock: Any = None
+    config: GatewayConfig,
+    *,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
 ) -> Gateway:
     """Open the store, migrate it, and bind the server (not yet started)."""
     engine = db.connect(config.database_url)
     db.migrate(engine)
-    trust_kwargs: dict[str, Any] = {}
-    if clock is not None:
-        trust_kwargs["clock"] = clock
-    else:
-        from gateway.core import utcnow
-
-        trust_kwargs["clock"] = utcnow
-    trust = TrustStore(config.ca_bundle, config.crls, **trust_kwargs)
-    core_kwargs: dict[str, Any] = {"settings": settings or Settings()}
-    if clock is not None:
-        core_kwargs["clock"] = clock
+    clock = clock or utcnow
+    trust = TrustStore(config.ca_bundle, config.crls, clock=clock)
     core = GatewayCore(
         engine=engine,
         keystore=LocalKeyStore(config.keys_directory),
         trust=trust,
         signer=Signer.load(config.signing_cert, config.signing_key),
-        **core_kwargs,
+        clock=clock,
+        settings=settings or Settings(),
     )
     dev_ca = DevelopmentCA(config.dev_ca_directory) if config.dev_ca_directory else None
 
@@ -367,4 +362,4 @@ def build(
     return gateway
 
 
-__all__ = ["Gateway", "batch_pb2", "build"]
+__all__ = ["Gateway", "build"]

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from gateway import exchange
 from gateway.core import GATEWAY_AUDIENCE, GatewayCore
@@ -434,16 +434,16 @@ def _response_for_existing(
             select(schema.batches).where(schema.batches.c.batch_id == batch_id)
         ).one()
         rejected = connection.execute(
-            select(schema.records.c.record_id).where(
+            select(func.count()).where(
                 schema.records.c.batch_id == batch_id,
                 schema.records.c.state == RecordState.REJECTED.value,
             )
-        ).all()
+        ).scalar_one()
     return services_pb2.SubmitBatchResponse(
         batch_id=batch_id,
         state=BATCH_STATES[row.state],
         already_submitted=True,
         record_count=row.record_count,
-        rejected_count=len(rejected),
+        rejected_count=rejected,
         content_digest=row.content_digest,
     )
