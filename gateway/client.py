@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
@@ -20,7 +20,7 @@ from gateway.core import GATEWAY_AUDIENCE
 from gateway.envelope import seal
 from gateway.normalize import parse_amount_fen
 from keys.signing import Signer
-from ykt.v1 import batch_pb2, services_pb2, services_pb2_grpc
+from ykt.v1 import batch_pb2, envelope_pb2, services_pb2, services_pb2_grpc
 
 DEFAULT_TIMEOUT = 60.0
 CHUNK_RECORDS = 2000
@@ -143,7 +143,7 @@ def chunk_records(
         yield chunk.SerializeToString()
 
 
-def build_submission(
+def _signed_batch(
     signer: Signer,
     *,
     batch_id: str,
@@ -152,11 +152,10 @@ def build_submission(
     policy_code: str,
     period: str,
     records: list[batch_pb2.PaymentRecord],
-    source_file: str = "",
-    now: dt.datetime | None = None,
-    dry_run: bool = False,
-) -> list[services_pb2.SubmitBatchRequest]:
-    """The signed manifest followed by the chunks, ready to stream."""
+    source_file: str,
+    now: dt.datetime | None,
+    dry_run: bool,
+) -> tuple[envelope_pb2.SignedEnvelope, list[bytes]]:
     chunks = list(chunk_records(records))
     manifest = batch_pb2.BatchManifest(
         county=county,
@@ -176,14 +175,81 @@ def build_submission(
         subject_id=batch_id,
         now=now or dt.datetime.now(dt.UTC),
     )
-    requests = [services_pb2.SubmitBatchRequest(manifest=envelope)]
+    return envelope, chunks
+
+
+R = TypeVar("R", services_pb2.SubmitBatchRequest, services_pb2.ValidateBatchRequest)
+
+
+def _stream(
+    kind: Callable[..., R], envelope: envelope_pb2.SignedEnvelope, chunks: list[bytes]
+) -> list[R]:
+    """The manifest first, then the chunks in order."""
+    requests = [kind(manifest=envelope)]
     for index, chunk in enumerate(chunks):
-        requests.append(
-            services_pb2.SubmitBatchRequest(
-                chunk=batch_pb2.RecordChunk(index=index, records=chunk)
-            )
-        )
+        requests.append(kind(chunk=batch_pb2.RecordChunk(index=index, records=chunk)))
     return requests
+
+
+def build_submission(
+    signer: Signer,
+    *,
+    batch_id: str,
+    county: str,
+    department: str,
+    policy_code: str,
+    period: str,
+    records: list[batch_pb2.PaymentRecord],
+    source_file: str = "",
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> list[services_pb2.SubmitBatchRequest]:
+    """The signed manifest followed by the chunks, ready to stream.
+
+    ``dry_run`` signs a manifest that only ValidateBatch accepts; it is here
+    so tests can show that SubmitBatch refuses one.
+    """
+    envelope, chunks = _signed_batch(
+        signer,
+        batch_id=batch_id,
+        county=county,
+        department=department,
+        policy_code=policy_code,
+        period=period,
+        records=records,
+        source_file=source_file,
+        now=now,
+        dry_run=dry_run,
+    )
+    return _stream(services_pb2.SubmitBatchRequest, envelope, chunks)
+
+
+def build_validation(
+    signer: Signer,
+    *,
+    batch_id: str,
+    county: str,
+    department: str,
+    policy_code: str,
+    period: str,
+    records: list[batch_pb2.PaymentRecord],
+    source_file: str = "",
+    now: dt.datetime | None = None,
+) -> list[services_pb2.ValidateBatchRequest]:
+    """A dry run: the same stream under a manifest signed with dry_run set."""
+    envelope, chunks = _signed_batch(
+        signer,
+        batch_id=batch_id,
+        county=county,
+        department=department,
+        policy_code=policy_code,
+        period=period,
+        records=records,
+        source_file=source_file,
+        now=now,
+        dry_run=True,
+    )
+    return _stream(services_pb2.ValidateBatchRequest, envelope, chunks)
 
 
 def submit(
@@ -192,5 +258,18 @@ def submit(
     stub = services_pb2_grpc.DepartmentServiceStub(channel)
     response: services_pb2.SubmitBatchResponse = stub.SubmitBatch(
         iter(requests), timeout=600
+    )
+    return response
+
+
+def record_funds_release(
+    channel: grpc.Channel, batch_id: str, treasury_reference: str
+) -> services_pb2.RecordFundsReleaseResponse:
+    """Tell the gateway the treasury released the batch's funds (Art. 19)."""
+    stub = services_pb2_grpc.DepartmentServiceStub(channel)
+    response: services_pb2.RecordFundsReleaseResponse = stub.RecordFundsRelease(
+        services_pb2.RecordFundsReleaseRequest(
+            batch_id=batch_id, treasury_reference=treasury_reference
+        )
     )
     return response

@@ -15,6 +15,9 @@ Production (``ykt serve --config FILE``)::
     key = "/etc/ykt/signing-key.pem"
     [keys]
     directory = "/var/lib/ykt/keys"
+    [calendar]
+    # State Council holiday schedules for years the packaged calendar lacks.
+    schedules = ["/etc/ykt/calendar/2027.toml"]
 
 Development (``ykt serve --dev --state DIR``) creates a development CA, the
 gateway's credentials, a local key store and a SQLite database under DIR.
@@ -49,6 +52,7 @@ class GatewayConfig:
     signing_key: Path
     keys_directory: Path
     dev_ca_directory: Path | None = None
+    calendar_schedules: tuple[Path, ...] = ()
 
     @classmethod
     def from_toml(cls, path: Path) -> GatewayConfig:
@@ -66,6 +70,9 @@ class GatewayConfig:
             signing_cert=base / signing["cert"],
             signing_key=base / signing["key"],
             keys_directory=base / keys["directory"],
+            calendar_schedules=tuple(
+                base / p for p in data.get("calendar", {}).get("schedules", [])
+            ),
         )
 
 

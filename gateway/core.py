@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, select
 from gateway.errors import NotFoundError
 from gateway.sealing import DataKey, Tokenizer
 from gateway.store import schema
+from gateway.workdays import WorkingCalendar
 from keys.keystore import KeyStore
 from keys.signing import Signer
 from keys.trust import TrustStore
@@ -40,6 +41,20 @@ class Settings:
     max_records: int = 2_000_000
     # How long the sets the gateway signs stay valid.
     set_validity_hours: int = 72
+    # How long an agent bank's confirmation of an account is reused before
+    # the account is checked again. Only confirmations are reused: a refusal
+    # may be put right by the beneficiary at any time.
+    verification_ttl_hours: int = 72
+    # How long before a deadline an unmet duty counts as at risk.
+    deadline_margin_hours: int = 6
+
+
+def _ignore() -> None:
+    return None
+
+
+def _ignore_bank(bank_code: str) -> None:
+    return None
 
 
 @dataclass
@@ -50,6 +65,11 @@ class GatewayCore:
     signer: Signer
     clock: Clock = utcnow
     settings: Settings = field(default_factory=Settings)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar.load)
+    # Called each time a deadline rests on a provisional calendar answer.
+    on_provisional_deadline: Callable[[], None] = _ignore
+    # Called with the bank's code when a bank's answer contradicts a recorded one.
+    on_conflicting_result: Callable[[str], None] = _ignore_bank
     _data_keys: dict[str, DataKey] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -24,12 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import logs
-from gateway.client import ClientCredentials, build_submission, open_channel, submit
+from gateway.client import (
+    ClientCredentials,
+    build_submission,
+    open_channel,
+    record_funds_release,
+    submit,
+)
 from gateway.config import dev_config
 from gateway.files import read_department_file
 from gateway.reference import import_reference
 from gateway.sealing import Tokenizer
 from gateway.store import db
+from gateway.validate import records_of
 from keys.ca import DevelopmentCA, write_credentials
 from keys.identity import Identity, Role
 from keys.keystore import LocalKeyStore
@@ -76,23 +83,6 @@ def read_manifest(samples: Path) -> list[ManifestEntry]:
 def agent_banks(samples: Path) -> list[str]:
     with (samples / "agent-banks.csv").open(encoding="utf-8-sig") as handle:
         return sorted({r["agent_bank"] for r in csv.DictReader(handle)})
-
-
-def records_of(path: Path) -> list[batch_pb2.PaymentRecord]:
-    department_file = read_department_file(path)
-    return [
-        batch_pb2.PaymentRecord(
-            row=row.row,
-            name=row.name,
-            id_number=row.id_number,
-            account_number=row.account_number,
-            amount=row.amount,
-            bank_name=row.bank_name,
-            proxy_name=row.proxy_name,
-            proxy_id_number=row.proxy_id_number,
-        )
-        for row in department_file.iter_rows()
-    ]
 
 
 def _ykt(*args: str) -> list[str]:
@@ -200,7 +190,8 @@ def run_demo(*, samples: Path | None, out: Path) -> int:
         # 5. The department files, in manifest order.
         for entry in manifest:
             credentials = ClientCredentials(clients / f"department-{entry.org}")
-            records = records_of(samples / "batches" / entry.file)
+            department_file = read_department_file(samples / "batches" / entry.file)
+            records = records_of(department_file.iter_rows())
             requests = build_submission(
                 credentials.signer(),
                 batch_id=entry.batch_id,
@@ -213,6 +204,8 @@ def run_demo(*, samples: Path | None, out: Path) -> int:
             )
             with open_channel(target, credentials) as channel:
                 response = submit(channel, requests)
+                # Art. 19: the demo's treasury releases the funds at once.
+                record_funds_release(channel, entry.batch_id, f"GK-{entry.batch_id}")
             print(
                 f"submitted {entry.file}: {response.record_count} records, "
                 f"{response.rejected_count} rejected by the preset rules"

@@ -25,10 +25,12 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from gateway import deadline_store
 from gateway.core import GATEWAY_AUDIENCE, GatewayCore
 from gateway.envelope import Opened, open_envelope, seal
 from gateway.errors import (
@@ -81,8 +83,67 @@ def _set_aad(set_id: str) -> bytes:
 # -- building sets -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Routed:
+    """Where an accepted record went: to an account check, or straight to an
+    instruction because the bank confirmed its account recently."""
+
+    state: RecordState
+    check_set_id: str | None = None
+    instruction_set_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One instruction's content, before it is signed into a set."""
+
+    record_id: str
+    payee_name: str
+    account_number: str
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class SetHeading:
+    """What every instruction set of a batch says about its batch."""
+
+    policy_code: str
+    policy_name: str
+    period: str
+    # Whether the batch's funds have reached the bank (Art. 19).
+    funds_released: bool
+
+    @classmethod
+    def of_batch(cls, connection: Connection, batch_id: str) -> SetHeading:
+        row = connection.execute(
+            select(
+                schema.batches.c.policy_code,
+                schema.batches.c.period,
+                schema.policies.c.policy_name,
+                schema.funds_releases.c.released_at,
+            )
+            .join(
+                schema.policies,
+                schema.policies.c.policy_code == schema.batches.c.policy_code,
+            )
+            .outerjoin(
+                schema.funds_releases,
+                schema.funds_releases.c.batch_id == schema.batches.c.batch_id,
+            )
+            .where(schema.batches.c.batch_id == batch_id)
+        ).one()
+        return cls(
+            row.policy_code, row.policy_name, row.period, row.released_at is not None
+        )
+
+
 class CheckSetBuilder:
-    """Groups a batch's accepted records into signed account-check sets."""
+    """Routes a batch's accepted records into signed sets for its agent bank.
+
+    A record whose account the bank confirmed for the same holder within
+    ``Settings.verification_ttl_hours`` goes straight into an instruction
+    set; every other record goes into an account-check set.
+    """
 
     def __init__(
         self,
@@ -91,25 +152,44 @@ class CheckSetBuilder:
         batch_id: str,
         bank_code: str,
         data_key: DataKey,
+        heading: SetHeading,
     ) -> None:
         self._core = core
         self._connection = connection
         self._batch_id = batch_id
         self._bank_code = bank_code
         self._data_key = data_key
+        self._now = core.now()
         self._number = 0
         self._pending: list[exchange_pb2.AccountCheck] = []
+        self._instructions = InstructionSetWriter(
+            core, connection, batch_id, bank_code, data_key, heading
+        )
 
     @property
     def current_set_id(self) -> str:
         return f"{self._batch_id}.c{self._number}"
 
-    def add(self, record_id: str, verdict: Verdict) -> str:
-        """Queue a check for an accepted record; return the id of its set."""
+    def add(self, record_id: str, verdict: Verdict) -> Routed:
+        """Queue an accepted record; say where it went."""
         holder_name, holder_id = verdict.name, verdict.id_number
+        holder = verdict.person
         if verdict.proxy_id_number:
             # Art. 13: the account belongs to the registered proxy.
             holder_name, holder_id = verdict.proxy_name, verdict.proxy_id_number
+            holder = self._core.tokenizer.person(holder_id)
+        assert holder is not None
+        assert verdict.account is not None
+        assert verdict.amount_fen is not None
+
+        if self._recently_confirmed(verdict.account, holder):
+            set_id = self._instructions.add(
+                Payment(
+                    record_id, holder_name, verdict.account_number, verdict.amount_fen
+                )
+            )
+            return Routed(RecordState.INSTRUCTED, instruction_set_id=set_id)
+
         self._pending.append(
             exchange_pb2.AccountCheck(
                 check_id=record_id,
@@ -121,11 +201,23 @@ class CheckSetBuilder:
         set_id = self.current_set_id
         if len(self._pending) >= self._core.settings.set_size:
             self._write()
-        return set_id
+        return Routed(RecordState.CHECKING, check_set_id=set_id)
 
     def flush(self) -> None:
         if self._pending:
             self._write()
+        self._instructions.flush()
+
+    def _recently_confirmed(self, account: bytes, holder: bytes) -> bool:
+        table = schema.account_verifications
+        row = self._connection.execute(
+            select(table.c.expires_at).where(
+                table.c.bank_code == self._bank_code,
+                table.c.account_digest == account,
+                table.c.holder_digest == holder,
+            )
+        ).one_or_none()
+        return row is not None and row.expires_at > self._now
 
     def _write(self) -> None:
         message = exchange_pb2.AccountCheckSet(bank_code=self._bank_code)
@@ -145,6 +237,87 @@ class CheckSetBuilder:
         self._number += 1
 
 
+class InstructionSetWriter:
+    """Signs payments into bounded instruction sets ``{batch}.i{n}``.
+
+    A set is HELD until the batch's funds reached the bank (Art. 19), and
+    READY at once when they already have.
+    """
+
+    def __init__(
+        self,
+        core: GatewayCore,
+        connection: Connection,
+        batch_id: str,
+        bank_code: str,
+        data_key: DataKey,
+        heading: SetHeading,
+    ) -> None:
+        self._core = core
+        self._connection = connection
+        self._batch_id = batch_id
+        self._bank_code = bank_code
+        self._data_key = data_key
+        self._heading = heading
+        self._pending: list[Payment] = []
+        self._number: int | None = None
+
+    def add(self, payment: Payment) -> str:
+        set_id = self.current_set_id
+        self._pending.append(payment)
+        if len(self._pending) >= self._core.settings.set_size:
+            self.flush()
+        return set_id
+
+    @property
+    def current_set_id(self) -> str:
+        if self._number is None:
+            self._number = self._connection.execute(
+                select(func.count()).where(
+                    schema.exchange_sets.c.batch_id == self._batch_id,
+                    schema.exchange_sets.c.kind == SetKind.INSTRUCTION.value,
+                )
+            ).scalar_one()
+        return f"{self._batch_id}.i{self._number}"
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        heading = self._heading
+        message = exchange_pb2.InstructionSet(
+            bank_code=self._bank_code,
+            policy_code=heading.policy_code,
+            policy_name=heading.policy_name,
+            period=heading.period,
+        )
+        for payment in self._pending:
+            message.instructions.add(
+                instruction_id=payment.record_id,
+                payee_name=payment.payee_name,
+                account_number=payment.account_number,
+                amount_fen=payment.amount_fen,
+            )
+        write_set(
+            self._core,
+            self._connection,
+            message,
+            kind=SetKind.INSTRUCTION,
+            set_id=self.current_set_id,
+            batch_id=self._batch_id,
+            bank_code=self._bank_code,
+            item_count=len(self._pending),
+            data_key=self._data_key,
+            state=SetState.READY if heading.funds_released else SetState.HELD,
+        )
+        if heading.funds_released:
+            deadline_store.start_payment_clocks(
+                self._core, self._connection, [self.current_set_id], self._core.now()
+            )
+        self._pending = []
+        assert self._number is not None
+        self._number += 1
+
+
 def write_set(
     core: GatewayCore,
     connection: Connection,
@@ -156,6 +329,7 @@ def write_set(
     bank_code: str,
     item_count: int,
     data_key: DataKey,
+    state: SetState = SetState.READY,
 ) -> None:
     """Sign a set once and store the signed bytes, sealed."""
     now = core.now()
@@ -178,7 +352,7 @@ def write_set(
             sealed=data_key.seal(raw, _set_aad(set_id)),
             envelope_sha256=hashlib.sha256(raw).digest(),
             created_at=now,
-            state=SetState.READY.value,
+            state=state.value,
             lease_id=None,
             lease_expires_at=None,
             deliveries=0,
@@ -300,6 +474,7 @@ def _evidence_id(
 
 
 def _store_evidence(
+    core: GatewayCore,
     connection: Connection,
     caller: Identity,
     kind: SetKind,
@@ -316,6 +491,7 @@ def _store_evidence(
     ).one_or_none()
     if existing is not None:
         if existing.payload_sha256 != payload_sha256:
+            core.on_conflicting_result(caller.org)
             _logger.error(
                 "ALERT: conflicting answer under a known id",
                 extra={"evidence_id": evidence_id, "bank": caller.org},
@@ -361,7 +537,7 @@ def post_account_check_results(
         if check_set.deliveries == 0:
             raise PreconditionError("the set was never delivered")
         if _store_evidence(
-            connection, caller, SetKind.ACCOUNT_CHECK, envelope, evidence_id, now
+            core, connection, caller, SetKind.ACCOUNT_CHECK, envelope, evidence_id, now
         ):
             return _receipt(
                 answer.header.subject_id, envelope, 0, len(answer.results), now
@@ -392,6 +568,7 @@ def post_account_check_results(
             )
         _release_claims(connection, list(refused))
         if confirmed:
+            _remember_confirmations(core, connection, check_set, confirmed, now)
             _instruct(core, connection, check_set, confirmed, now)
         _maybe_finish_set(
             connection, check_set.set_id, RecordState.CHECKING, "check_set_id"
@@ -412,7 +589,7 @@ def _instruct(
     confirmed: Sequence[str],
     now: dt.datetime,
 ) -> None:
-    """Turn confirmed checks into one signed instruction set."""
+    """Turn confirmed checks into signed instruction sets."""
     data_key = core.data_key(connection, check_set.batch_id)
     raw = data_key.open(check_set.sealed, _set_aad(check_set.set_id))
     checks_envelope = envelope_pb2.SignedEnvelope.FromString(raw)
@@ -425,60 +602,69 @@ def _instruct(
             )
         ).all()
     )
-    batch = connection.execute(
-        select(
-            schema.batches.c.policy_code,
-            schema.batches.c.period,
-            schema.policies.c.policy_name,
-        )
-        .join(
-            schema.policies,
-            schema.policies.c.policy_code == schema.batches.c.policy_code,
-        )
-        .where(schema.batches.c.batch_id == check_set.batch_id)
-    ).one()
 
-    existing = connection.execute(
-        select(func.count()).where(
-            schema.exchange_sets.c.batch_id == check_set.batch_id,
-            schema.exchange_sets.c.kind == SetKind.INSTRUCTION.value,
-        )
-    ).scalar_one()
-    set_id = f"{check_set.batch_id}.i{existing}"
-    message = exchange_pb2.InstructionSet(
-        bank_code=check_set.bank_code,
-        policy_code=batch.policy_code,
-        policy_name=batch.policy_name,
-        period=batch.period,
-    )
-    for rid in confirmed:
-        check = by_id[rid]
-        message.instructions.add(
-            instruction_id=rid,
-            payee_name=check.holder_name,
-            account_number=check.account_number,
-            amount_fen=amounts[rid],
-        )
-    write_set(
+    writer = InstructionSetWriter(
         core,
         connection,
-        message,
-        kind=SetKind.INSTRUCTION,
-        set_id=set_id,
-        batch_id=check_set.batch_id,
-        bank_code=check_set.bank_code,
-        item_count=len(confirmed),
-        data_key=data_key,
+        check_set.batch_id,
+        check_set.bank_code,
+        data_key,
+        SetHeading.of_batch(connection, check_set.batch_id),
     )
-    connection.execute(
-        update(schema.records)
-        .where(schema.records.c.record_id.in_(confirmed))
-        .values(
-            state=RecordState.INSTRUCTED.value,
-            instruction_set_id=set_id,
-            updated_at=now,
+    by_set: dict[str, list[str]] = {}
+    for rid in confirmed:
+        check = by_id[rid]
+        set_id = writer.add(
+            Payment(rid, check.holder_name, check.account_number, amounts[rid])
         )
+        by_set.setdefault(set_id, []).append(rid)
+    writer.flush()
+    for set_id, ids in by_set.items():
+        connection.execute(
+            update(schema.records)
+            .where(schema.records.c.record_id.in_(ids))
+            .values(
+                state=RecordState.INSTRUCTED.value,
+                instruction_set_id=set_id,
+                updated_at=now,
+            )
+        )
+
+
+def _remember_confirmations(
+    core: GatewayCore,
+    connection: Connection,
+    check_set: Any,
+    confirmed: Sequence[str],
+    now: dt.datetime,
+) -> None:
+    """Keep the bank's confirmations, keyed by account and holder digests."""
+    if not confirmed:
+        return
+    data_key = core.data_key(connection, check_set.batch_id)
+    raw = data_key.open(check_set.sealed, _set_aad(check_set.set_id))
+    checks = exchange_pb2.AccountCheckSet.FromString(
+        envelope_pb2.SignedEnvelope.FromString(raw).payload
     )
+    wanted = set(confirmed)
+    table = schema.account_verifications
+    expires = now + dt.timedelta(hours=core.settings.verification_ttl_hours)
+    for check in checks.checks:
+        if check.check_id not in wanted:
+            continue
+        key = {
+            "bank_code": check_set.bank_code,
+            "account_digest": core.tokenizer.account(check.account_number),
+            "holder_digest": core.tokenizer.person(check.holder_id_number),
+        }
+        connection.execute(
+            delete(table).where(
+                *(table.c[name] == value for name, value in key.items())
+            )
+        )
+        connection.execute(
+            insert(table).values(**key, verified_at=now, expires_at=expires)
+        )
 
 
 def post_results(
@@ -493,7 +679,7 @@ def post_results(
 
     with core.engine.begin() as connection:
         if _store_evidence(
-            connection, caller, SetKind.INSTRUCTION, envelope, evidence_id, now
+            core, connection, caller, SetKind.INSTRUCTION, envelope, evidence_id, now
         ):
             return _receipt(
                 result_set.header.subject_id, envelope, 0, len(result_set.results), now
@@ -505,6 +691,7 @@ def post_results(
 
         accepted = duplicates = 0
         touched_batches: set[str] = set()
+        returned: list[tuple[str, str, str, dt.datetime]] = []
         for result in result_set.results:
             new_state = RESULT_STATES.get(result.status)
             if new_state is None:
@@ -517,11 +704,11 @@ def post_results(
             previous = known.get((result.instruction_id, new_state.value))
             if previous is not None:
                 if previous != result.bank_reference:
-                    _alert_conflict(caller, result.instruction_id)
+                    _alert_conflict(core, caller, result.instruction_id)
                 duplicates += 1
                 continue
             if new_state not in _ALLOWED_TRANSITIONS.get(state, set()):
-                _alert_conflict(caller, result.instruction_id)
+                _alert_conflict(core, caller, result.instruction_id)
             if new_state is not RecordState.PAID and not result.reason_code:
                 raise InvalidArgumentError(
                     "a failed or returned result needs a reason code"
@@ -543,15 +730,28 @@ def post_results(
             )
             if new_state in RELEASED_STATES:
                 _release_claims(connection, [result.instruction_id])
+            if new_state is RecordState.RETURNED:
+                returned.append(
+                    (
+                        result.instruction_id,
+                        caller.org,
+                        delivered[set_id],
+                        result.completed_at.ToDatetime(tzinfo=dt.UTC),
+                    )
+                )
             states[result.instruction_id] = (new_state, set_id)
             touched_batches.add(delivered[set_id])
             accepted += 1
 
-        for set_id in {states[i][1] for i in ids if states.get(i)}:
-            if set_id is not None:
-                _maybe_finish_set(
-                    connection, set_id, RecordState.INSTRUCTED, "instruction_set_id"
-                )
+        touched_sets = {states[i][1] for i in ids if states.get(i)} - {None}
+        for set_id in touched_sets:
+            assert set_id is not None
+            _maybe_finish_set(
+                connection, set_id, RecordState.INSTRUCTED, "instruction_set_id"
+            )
+        deadline_store.record_results(
+            core, connection, [s for s in touched_sets if s], returned, now
+        )
         for batch_id in touched_batches:
             refresh_batch_state(connection, batch_id)
     _logger.info(
@@ -565,7 +765,8 @@ def post_results(
     return _receipt(result_set.header.subject_id, envelope, accepted, duplicates, now)
 
 
-def _alert_conflict(caller: Identity, instruction_id: str) -> None:
+def _alert_conflict(core: GatewayCore, caller: Identity, instruction_id: str) -> None:
+    core.on_conflicting_result(caller.org)
     _logger.error(
         "ALERT: conflicting result refused",
         extra={"instruction_id": instruction_id, "bank": caller.org},

@@ -53,6 +53,7 @@ class ReasonCode(enum.StrEnum):
     ACCOUNT_INVALID = "ACCOUNT_INVALID"
     ACCOUNT_NOT_REGISTERED = "ACCOUNT_NOT_REGISTERED"
     PROXY_INVALID = "PROXY_INVALID"
+    CORRECTION_INVALID = "CORRECTION_INVALID"
     # Bank-side: account verification and payment by the agent bank.
     ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
     ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
@@ -98,6 +99,9 @@ MEANINGS: Mapping[ReasonCode, str] = MappingProxyType(
         "the account is not the registered one (Art. 10).",
         ReasonCode.PROXY_INVALID: "Proxy details are incomplete or invalid, or "
         "do not match the registered proxy (Art. 13).",
+        ReasonCode.CORRECTION_INVALID: "The record corrects a record that does not "
+        "exist, belongs to another department, policy or period, was paid or is "
+        "still pending, or is already corrected (Art. 22).",
         ReasonCode.ACCOUNT_NOT_FOUND: "Bank: no such account.",
         ReasonCode.ACCOUNT_CLOSED: "Bank: the account is closed.",
         ReasonCode.ACCOUNT_FROZEN: "Bank: the account is frozen.",
@@ -145,6 +149,10 @@ MESSAGES_ZH: Mapping[ReasonCode, str] = MappingProxyType(
         ReasonCode.PROXY_INVALID: (
             "代领人信息不完整或与登记的代领人不一致，请核对代领人姓名和身份证号码"
         ),
+        ReasonCode.CORRECTION_INVALID: (
+            "更正记录所指的原记录不存在、不属于本部门本政策本期，"
+            "或已发放、正在处理、已被更正，请核对原记录编号；只能更正被拒绝、发放失败或已退回的记录"
+        ),
         ReasonCode.ACCOUNT_NOT_FOUND: "代发银行查无此账户，请核对账号和开户银行",
         ReasonCode.ACCOUNT_CLOSED: (
             "该账户已销户，请补贴对象办理“一卡通”账户变更后重新申报"
@@ -180,6 +188,7 @@ ISO20022: Mapping[ReasonCode, str] = MappingProxyType(
         ReasonCode.ACCOUNT_INVALID: "AC01",  # IncorrectAccountNumber (format)
         ReasonCode.ACCOUNT_NOT_REGISTERED: "AG01",  # TransactionForbidden
         ReasonCode.PROXY_INVALID: "BE17",  # InvalidCreditorIdentificationCode
+        ReasonCode.CORRECTION_INVALID: "NARR",  # Narrative: no closer code
         ReasonCode.ACCOUNT_NOT_FOUND: "AC03",  # InvalidCreditorAccountNumber
         ReasonCode.ACCOUNT_CLOSED: "AC04",  # ClosedAccountNumber
         ReasonCode.ACCOUNT_FROZEN: "AC06",  # BlockedAccount
@@ -218,11 +227,17 @@ ISO20022_NAMES: Mapping[str, str] = MappingProxyType(
         "BE22": "MissingCreditorName",
         "DUPL": "DuplicatePayment",
         "MD07": "EndCustomerDeceased",
+        "NARR": "Narrative",
         "RR03": "MissingCreditorNameOrAddress",
         "RR04": "RegulatoryReason",
         "RR12": "InvalidPartyID",
     }
 )
+
+
+# Codes a bank's status report can never mean: a bank's "narrative" rejection
+# (NARR) is not a verdict on a department's correction.
+_NEVER_FROM_A_BANK = frozenset({ReasonCode.CORRECTION_INVALID})
 
 
 def _reverse_iso20022() -> Mapping[str, ReasonCode]:
@@ -231,6 +246,8 @@ def _reverse_iso20022() -> Mapping[str, ReasonCode]:
     # reverse map reads what a bank reported.
     reverse: dict[str, ReasonCode] = {}
     for code in ReasonCode:
+        if code in _NEVER_FROM_A_BANK:
+            continue
         iso = ISO20022[code]
         held = reverse.get(iso)
         if held is None or (code in BANK_CODES and held not in BANK_CODES):

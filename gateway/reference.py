@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, Table, delete, insert, select
 
 from gateway.normalize import normalize_account, normalize_id_number
+from gateway.rules import PolicyRules
 from gateway.sealing import Tokenizer
 from gateway.store import schema
 
@@ -147,3 +148,17 @@ def _import_list(connection: Connection, tokenizer: Tokenizer, path: Path) -> in
     if new:
         connection.execute(insert(table), new)
     return len(new)
+
+
+def policy_rules(policies_csv: Path, policy_code: str) -> PolicyRules | None:
+    """One policy of a policy-list CSV, as the rules need it; None if absent."""
+    for row in _rows(policies_csv):
+        if row["policy_code"] == policy_code:
+            values = _policy(row)
+            return PolicyRules(
+                policy_code=policy_code,
+                max_amount_fen=int(str(values["max_amount_fen"])),
+                requires_list=row["requires_list"] or None,
+                excludes_list=row["excludes_list"] or None,
+            )
+    return None

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.normalize import (
@@ -148,6 +148,10 @@ class Verdict:
     def primary_reason(self) -> ReasonCode | None:
         return self.reasons[0] if self.reasons else None
 
+    def refused_for(self, reason: ReasonCode) -> Verdict:
+        """This verdict with one more reason, in priority order."""
+        return replace(self, reasons=tuple(ordered([*self.reasons, reason])))
+
 
 class BatchChecker:
     """Checks the records of one batch, in row order.
@@ -156,13 +160,34 @@ class BatchChecker:
     """
 
     def __init__(
-        self, policy: PolicyRules, period: str, lookups: Lookups, today: dt.date
+        self,
+        policy: PolicyRules,
+        period: str,
+        lookups: Lookups,
+        today: dt.date,
+        *,
+        file_checks_only: bool = False,
     ) -> None:
+        """``file_checks_only`` runs only what the file itself can show:
+        formats, the policy limit and duplicates within the file. It is for
+        departments checking a file offline, where the registry, the
+        reference lists and earlier batches are out of reach."""
         self._policy = policy
         self._period = period
         self._lookups = lookups
         self._today = today
+        self._file_checks_only = file_checks_only
         self._accepted_people: set[bytes] = set()
+
+    def forget(self, verdict: Verdict) -> None:
+        """Release the claim an accepted verdict made on its person.
+
+        For a check made outside this class (a correction's target) that
+        refuses a record the rules accepted: a later record of the same
+        person in the batch must not be refused as its duplicate.
+        """
+        if verdict.person is not None:
+            self._accepted_people.discard(verdict.person)
 
     def check_row(self, row: SourceRow) -> Verdict:
         """Check a record as read from a department file."""
@@ -214,25 +239,34 @@ class BatchChecker:
         # valid record here has claimed the period with it, so the store's
         # claim is this batch's own and not a DUPLICATE_PAID.
         entry: RegistryEntry | None = None
+        store = not self._file_checks_only
         if person is not None:
             if person in self._accepted_people:
                 reasons.append(ReasonCode.DUPLICATE_IN_BATCH)
-            elif lookups.already_claimed(person, policy.policy_code, self._period):
+            elif store and lookups.already_claimed(
+                person, policy.policy_code, self._period
+            ):
                 reasons.append(ReasonCode.DUPLICATE_PAID)
-            reasons.extend(self._list_reasons(person))
-            entry = lookups.registry_entry(person)
+            if store:
+                reasons.extend(self._list_reasons(person))
+                entry = lookups.registry_entry(person)
 
-        # 6-7. The account.
+        # 6-7. The account. Offline, only its form can be judged.
         account_norm = normalize_account(account_number)
         account: bytes | None = None
         if account_well_formed(account_norm):
             account = lookups.account_digest(account_norm)
-        reasons.extend(_account_reasons(person, entry, account_norm, account))
+        if store:
+            reasons.extend(_account_reasons(person, entry, account_norm, account))
+        elif account is None:
+            reasons.append(ReasonCode.ACCOUNT_INVALID)
 
         # 8. The proxy. Most records name none; skip normalising nothing.
         proxy_name_norm = normalize_name(proxy_name) if proxy_name else ""
         proxy_id_norm = normalize_id_number(proxy_id_number) if proxy_id_number else ""
-        if not self._proxy_ok(person, entry, proxy_name_norm, proxy_id_norm):
+        if not self._proxy_ok(
+            person if store else None, entry, proxy_name_norm, proxy_id_norm
+        ):
             reasons.append(ReasonCode.PROXY_INVALID)
 
         # 9. Only a record that passes every check claims its person.

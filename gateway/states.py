@@ -44,6 +44,9 @@ class SetKind(enum.StrEnum):
 
 
 class SetState(enum.StrEnum):
+    # An instruction set whose batch's funds have not reached the bank yet
+    # (Art. 19): it is signed and stored, but not handed out.
+    HELD = "HELD"
     READY = "READY"
     LEASED = "LEASED"
     ACKED = "ACKED"

@@ -46,9 +46,11 @@ from gateway.errors import (
 )
 from gateway.lookups import StoreLookups
 from gateway.normalize import parse_amount_fen
-from gateway.rules import BatchChecker, PolicyRules
+from gateway.queries import reasons_of
+from gateway.reasons import ReasonCode
+from gateway.rules import BatchChecker, PolicyRules, Verdict
 from gateway.sealing import DataKey
-from gateway.states import BATCH_STATES, RecordState
+from gateway.states import BATCH_STATES, RELEASED_STATES, RecordState
 from gateway.store import schema
 from keys.identity import Identity, Role
 from ykt.v1 import batch_pb2, envelope_pb2, services_pb2
@@ -115,13 +117,32 @@ class ContentDigest:
         return self._hash.hexdigest()
 
 
-def submit_batch(
+@dataclass(frozen=True)
+class OpenedManifest:
+    """A verified manifest that fits its caller and the policy list."""
+
+    envelope: envelope_pb2.SignedEnvelope
+    opened: Opened[batch_pb2.BatchManifest]
+    policy: Policy
+    bank_code: str
+
+    @property
+    def manifest(self) -> batch_pb2.BatchManifest:
+        return self.opened.message
+
+    @property
+    def batch_id(self) -> str:
+        return self.manifest.header.subject_id
+
+
+def _open_manifest(
     core: GatewayCore,
     caller: Identity,
-    stream: Iterator[services_pb2.SubmitBatchRequest],
-) -> services_pb2.SubmitBatchResponse:
-    # 1. A signed manifest, signed by the caller.
-    first = next(stream, None)
+    first: services_pb2.SubmitBatchRequest | services_pb2.ValidateBatchRequest | None,
+    *,
+    dry_run: bool,
+) -> OpenedManifest:
+    """Steps 1 and 2: a signed manifest, signed by the caller, that fits."""
     if first is None or first.WhichOneof("item") != "manifest":
         raise InvalidArgumentError("the stream must begin with a signed manifest")
     opened = open_envelope(
@@ -134,18 +155,34 @@ def submit_batch(
     if opened.signer != caller:
         raise PermissionDeniedError("the manifest is signed by another organisation")
     manifest = opened.message
-    batch_id = manifest.header.subject_id
 
-    # 2. The manifest fits the caller and the policy list.
-    if not BATCH_ID_PATTERN.match(batch_id):
+    # A dry-run manifest can never be replayed as a submission, nor the reverse.
+    if manifest.dry_run != dry_run:
+        raise InvalidArgumentError(
+            "a dry-run manifest goes to ValidateBatch, any other to SubmitBatch"
+        )
+    if not BATCH_ID_PATTERN.match(manifest.header.subject_id):
         raise InvalidArgumentError("batch id is malformed")
     with core.engine.connect() as connection:
         policy = _authorised_policy(connection, caller, manifest)
         bank_code = _agent_bank(connection, manifest.county, policy.code)
+    _check_declarations(core, manifest)
+    return OpenedManifest(first.manifest, opened, policy, bank_code)
+
+
+def submit_batch(
+    core: GatewayCore,
+    caller: Identity,
+    stream: Iterator[services_pb2.SubmitBatchRequest],
+) -> services_pb2.SubmitBatchResponse:
+    # 1-2. A signed manifest that fits the caller and the policy list.
+    head = _open_manifest(core, caller, next(stream, None), dry_run=False)
+    manifest = head.manifest
+    batch_id = head.batch_id
+    with core.engine.connect() as connection:
         existing = connection.execute(
             select(schema.batches).where(schema.batches.c.batch_id == batch_id)
         ).one_or_none()
-    _check_declarations(core, manifest)
 
     chunks = _verified_chunks(stream, manifest)
 
@@ -168,30 +205,133 @@ def submit_batch(
         transaction = connection.begin()
         try:
             response, data_key = _store_new_batch(
-                core,
-                connection,
-                caller,
-                first.manifest,
-                opened,
-                policy,
-                bank_code,
-                chunks,
+                core, connection, caller, head, chunks
             )
         except BaseException:
             transaction.rollback()
             raise
-        if response.already_submitted or manifest.dry_run:
+        if response.already_submitted:
             transaction.rollback()
-        else:
-            transaction.commit()
-            core.remember_data_key(batch_id, data_key)
-            _logger.info(
-                "batch stored",
-                extra={"batch_id": batch_id, "records": response.record_count},
-            )
-    if response.already_submitted:
-        return _response_for_existing(core, response.batch_id)
+            return _response_for_existing(core, response.batch_id)
+        transaction.commit()
+    core.remember_data_key(batch_id, data_key)
+    _logger.info(
+        "batch stored", extra={"batch_id": batch_id, "records": response.record_count}
+    )
     return response
+
+
+def validate_batch(
+    core: GatewayCore,
+    caller: Identity,
+    stream: Iterator[services_pb2.ValidateBatchRequest],
+) -> Iterator[services_pb2.ValidateBatchResponse]:
+    """A dry run: every non-bank check, one verdict per record, nothing stored.
+
+    The registry and the reference lists stay on the gateway: the caller
+    learns only each record's verdict, which it would get by submitting.
+    The transaction is read-only in effect and always rolled back.
+    """
+    head = _open_manifest(core, caller, next(stream, None), dry_run=True)
+    manifest = head.manifest
+    count = total = 0
+    with core.engine.connect() as connection:
+        lookups = StoreLookups(connection, core.tokenizer)
+        checker = BatchChecker(
+            head.policy.rules, manifest.period, lookups, core.now().date()
+        )
+        corrections = CorrectionChecker(connection, caller, head.policy, manifest)
+        try:
+            for _index, _raw, records in _verified_chunks(stream, manifest):
+                for record in records.records:
+                    count += 1
+                    total += _declared_amount(record.amount)
+                    verdict = _check_record(checker, corrections, record)
+                    yield services_pb2.ValidateBatchResponse(
+                        row=record.row,
+                        accepted=verdict.accepted,
+                        reasons=reasons_of(
+                            verdict.reasons,
+                            id_stored_as_number=verdict.id_stored_as_number,
+                        ),
+                    )
+            _check_totals(manifest, count, total)
+        finally:
+            connection.rollback()
+
+
+def _check_record(
+    checker: BatchChecker,
+    corrections: CorrectionChecker,
+    record: batch_pb2.PaymentRecord,
+) -> Verdict:
+    verdict = checker.check(
+        name=record.name,
+        id_number=record.id_number,
+        account_number=record.account_number,
+        amount=record.amount,
+        proxy_name=record.proxy_name,
+        proxy_id_number=record.proxy_id_number,
+    )
+    if record.corrects_record_id:
+        verdict = corrections.check(record.corrects_record_id, verdict, checker)
+    return verdict
+
+
+class CorrectionChecker:
+    """Art. 22: a correction names a record it may correct.
+
+    A record may be corrected when it belongs to the same department, policy
+    and period, and was rejected, failed or returned: it paid nobody, or its
+    money came back. A paid or still pending record cannot be corrected,
+    and a record is corrected at most once at a time: a second correction is
+    refused while the first is accepted, pending or paid.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        caller: Identity,
+        policy: Policy,
+        manifest: batch_pb2.BatchManifest,
+    ) -> None:
+        self._connection = connection
+        self._caller = caller
+        self._policy = policy
+        self._period = manifest.period
+        self._corrected_here: set[str] = set()
+
+    def check(self, target_id: str, verdict: Verdict, checker: BatchChecker) -> Verdict:
+        if self._correctable(target_id) and target_id not in self._corrected_here:
+            if verdict.accepted:
+                self._corrected_here.add(target_id)
+            return verdict
+        if verdict.accepted:
+            checker.forget(verdict)
+        return verdict.refused_for(ReasonCode.CORRECTION_INVALID)
+
+    def _correctable(self, target_id: str) -> bool:
+        records, batches = schema.records, schema.batches
+        target = self._connection.execute(
+            select(records.c.state, batches.c.department_org)
+            .join(batches, batches.c.batch_id == records.c.batch_id)
+            .where(
+                records.c.record_id == target_id,
+                batches.c.policy_code == self._policy.code,
+                batches.c.period == self._period,
+            )
+        ).one_or_none()
+        if target is None or target.department_org != self._caller.org:
+            return False
+        if RecordState(target.state) not in RELEASED_STATES:
+            return False
+        active = self._connection.execute(
+            select(func.count()).where(
+                records.c.corrects_record_id == target_id,
+                records.c.state.not_in([s.value for s in RELEASED_STATES]),
+            )
+        ).scalar_one()
+        return active == 0
 
 
 def _authorised_policy(
@@ -246,7 +386,10 @@ def _check_declarations(core: GatewayCore, manifest: batch_pb2.BatchManifest) ->
 
 
 def _verified_chunks(
-    stream: Iterator[services_pb2.SubmitBatchRequest], manifest: batch_pb2.BatchManifest
+    stream: Iterator[
+        services_pb2.SubmitBatchRequest | services_pb2.ValidateBatchRequest
+    ],
+    manifest: batch_pb2.BatchManifest,
 ) -> Iterator[tuple[int, bytes, batch_pb2.PaymentRecordList]]:
     """Yield chunks in order, each checked against the manifest before parsing."""
     declared = manifest.chunk_sha256
@@ -299,20 +442,24 @@ def _store_new_batch(
     core: GatewayCore,
     connection: Connection,
     caller: Identity,
-    envelope: envelope_pb2.SignedEnvelope,
-    opened: Opened[batch_pb2.BatchManifest],
-    policy: Policy,
-    bank_code: str,
+    head: OpenedManifest,
     chunks: Iterator[tuple[int, bytes, batch_pb2.PaymentRecordList]],
 ) -> tuple[services_pb2.SubmitBatchResponse, DataKey]:
-    manifest = opened.message
-    batch_id = manifest.header.subject_id
+    manifest = head.manifest
+    batch_id = head.batch_id
+    policy, bank_code = head.policy, head.bank_code
     now = core.now()
     data_key = DataKey.generate()
     lookups = StoreLookups(connection, core.tokenizer)
     checker = BatchChecker(policy.rules, manifest.period, lookups, now.date())
+    corrections = CorrectionChecker(connection, caller, policy, manifest)
     digest = ContentDigest(manifest)
-    sets = exchange.CheckSetBuilder(core, connection, batch_id, bank_code, data_key)
+    heading = exchange.SetHeading(
+        policy.code, policy.name, manifest.period, funds_released=False
+    )
+    sets = exchange.CheckSetBuilder(
+        core, connection, batch_id, bank_code, data_key, heading
+    )
     count = total = rejected = 0
 
     # 3. Chunk by chunk: seal the verified bytes, check every record.
@@ -330,23 +477,15 @@ def _store_new_batch(
             digest.add(record)
             count += 1
             total += _declared_amount(record.amount)
-            verdict = checker.check(
-                name=record.name,
-                id_number=record.id_number,
-                account_number=record.account_number,
-                amount=record.amount,
-                proxy_name=record.proxy_name,
-                proxy_id_number=record.proxy_id_number,
-            )
+            verdict = _check_record(checker, corrections, record)
             rid = record_id(batch_id, record.row)
-            check_set_id = None
+            routed = exchange.Routed(RecordState.REJECTED)
             if verdict.accepted:
                 assert verdict.person is not None
                 lookups.claim(verdict.person, policy.code, manifest.period, rid)
-                check_set_id = sets.add(rid, verdict)
+                routed = sets.add(rid, verdict)
             else:
                 rejected += 1
-            state = RecordState.CHECKING if verdict.accepted else RecordState.REJECTED
             rows.append(
                 {
                     "record_id": rid,
@@ -357,10 +496,10 @@ def _store_new_batch(
                     "account_digest": verdict.account,
                     "amount_fen": verdict.amount_fen,
                     "corrects_record_id": record.corrects_record_id or None,
-                    "state": state.value,
+                    "state": routed.state.value,
                     "reasons": ";".join(verdict.reasons),
-                    "check_set_id": check_set_id,
-                    "instruction_set_id": None,
+                    "check_set_id": routed.check_set_id,
+                    "instruction_set_id": routed.instruction_set_id,
                     "updated_at": now,
                 }
             )
@@ -407,9 +546,9 @@ def _store_new_batch(
             total_amount_fen=total,
             source_file=manifest.source_file[:255],
             submitted_at=now,
-            manifest_payload=opened.payload,
-            manifest_signature=envelope.signature,
-            signer_certificate=envelope.signer_certificate,
+            manifest_payload=head.opened.payload,
+            manifest_signature=head.envelope.signature,
+            signer_certificate=head.envelope.signer_certificate,
             kek_id=kek_id,
             wrapped_key=wrapped,
             state="VALIDATED",

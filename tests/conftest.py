@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from gateway.client import ClientCredentials, open_channel
 from gateway.config import GatewayConfig, dev_config
+from gateway.core import Clock
 from gateway.reference import import_reference
 from gateway.server import Gateway, build
 from gateway.tls import restrict_cipher_suites
@@ -71,17 +72,32 @@ class Running:
         return open_channel(self.target, credentials, timeout=30)
 
 
-@pytest.fixture
-def running(tmp_path: Path, database_url: str) -> Iterator[Running]:
+class MovableClock:
+    """A clock tests move by hand; the gateway reads it for every "now"."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.now += delta
+
+
+def start_gateway(
+    tmp_path: Path, database_url: str | None, clock: Clock | None = None
+) -> Running:
+    """A real gateway on port 0 with fictional reference data, already serving."""
     persons = people(40)
     reference = tmp_path / "reference"
     write_reference(reference, persons)
     config = dev_config(tmp_path / "state", "127.0.0.1:0", None, database_url)
-    gateway = build(config)
+    gateway = build(config, clock=clock)
     import_reference(gateway.core.engine, gateway.core.tokenizer, reference)
     gateway.server.start()
     ca = DevelopmentCA(tmp_path / "state" / "pki")
-    yield Running(
+    return Running(
         gateway,
         config,
         ca,
@@ -90,7 +106,13 @@ def running(tmp_path: Path, database_url: str) -> Iterator[Running]:
         persons,
         reference,
     )
-    gateway.stop(0)
+
+
+@pytest.fixture
+def running(tmp_path: Path, database_url: str) -> Iterator[Running]:
+    started = start_gateway(tmp_path, database_url)
+    yield started
+    started.gateway.stop(0)
 
 
 def utc(*args: int) -> dt.datetime:

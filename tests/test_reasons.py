@@ -37,6 +37,7 @@ PRIORITY = [
     "ACCOUNT_INVALID",
     "ACCOUNT_NOT_REGISTERED",
     "PROXY_INVALID",
+    "CORRECTION_INVALID",
     "ACCOUNT_NOT_FOUND",
     "ACCOUNT_CLOSED",
     "ACCOUNT_FROZEN",
@@ -157,8 +158,12 @@ class TestIso20022:
     def test_unshared_codes_round_trip(self) -> None:
         for code in ReasonCode:
             sharing = [c for c in ReasonCode if ISO20022[c] == ISO20022[code]]
-            if len(sharing) == 1:
+            if len(sharing) == 1 and code is not ReasonCode.CORRECTION_INVALID:
                 assert from_iso20022(ISO20022[code]) is code
+
+    def test_a_banks_narrative_rejection_is_not_a_correction_verdict(self) -> None:
+        assert ISO20022[ReasonCode.CORRECTION_INVALID] == "NARR"
+        assert from_iso20022("NARR") is None
 
     def test_aliases_are_not_already_in_the_forward_table(self) -> None:
         assert not set(ISO20022_ALIASES) & set(ISO20022.values())

@@ -10,7 +10,12 @@ from sqlalchemy import func, select
 
 from connectors.grpc_pull import GrpcPullRunner
 from connectors.simulator import SimulatedBankCore, load_ledgers
-from gateway.client import ClientCredentials, build_submission, submit
+from gateway.client import (
+    ClientCredentials,
+    build_submission,
+    record_funds_release,
+    submit,
+)
 from gateway.store import schema
 from keys.identity import Role
 from keys.signing import Signer
@@ -229,6 +234,7 @@ def test_batch_is_paid_end_to_end_through_a_pulling_bank(
     persons = running.persons[:12]
     with running.channel(department) as channel:
         submit(channel, requests_for(department, records_for(persons)))
+        record_funds_release(channel, "b-1", "GK-2026-0001")
 
     bank = running.client(Role.BANK, "CQRCB")
     core = SimulatedBankCore(

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -151,6 +152,7 @@ batches = Table(
     Column("wrapped_key", LargeBinary, nullable=False),
     # Mutable.
     Column("state", String(16), nullable=False),
+    Column("closed_at", Timestamp),
     UniqueConstraint("department_org", "policy_code", "period", "content_digest"),
 )
 
@@ -184,6 +186,7 @@ records = Table(
     Index("ix_records_batch_row", "batch_id", "row", unique=True),
     Index("ix_records_check_set", "check_set_id"),
     Index("ix_records_instruction_set", "instruction_set_id"),
+    Index("ix_records_corrects", "corrects_record_id"),
 )
 
 claims = Table(
@@ -244,6 +247,102 @@ results = Table(
     UniqueConstraint("instruction_id", "status"),
 )
 
+registry_declarations = Table(
+    "registry_declarations",
+    metadata,
+    Column("declaration_id", String(40), primary_key=True),
+    Column("county", String(6), nullable=False),
+    Column("person_digest", LargeBinary(32), nullable=False),
+    Column("bank_code", String(16), nullable=False),
+    Column("account_digest", LargeBinary(32), nullable=False),
+    Column("account_kind", String(8), nullable=False),
+    Column("proxy_person_digest", LargeBinary(32)),
+    Column("application_reference", String(64), nullable=False),
+    Column("changes_registered_account", Boolean, nullable=False),
+    Column("declared_by", String(64), nullable=False),
+    Column("declared_at", Timestamp, nullable=False),
+    # Mutable.
+    Column("state", String(16), nullable=False),
+    Index("ix_registry_declarations_person", "person_digest"),
+)
+
+# Every step of a declaration: who did what, and when. Append-only.
+declaration_steps = Table(
+    "declaration_steps",
+    metadata,
+    Column("declaration_id", String(40), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("note", String(255), nullable=False),
+)
+
+# The agent bank's positive answers to account checks, reused until expiry.
+account_verifications = Table(
+    "account_verifications",
+    metadata,
+    Column("bank_code", String(16), primary_key=True),
+    Column("account_digest", LargeBinary(32), primary_key=True),
+    Column("holder_digest", LargeBinary(32), primary_key=True),
+    Column("verified_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)
+
+# Art. 19: the treasury released a batch's funds to the agent bank.
+funds_releases = Table(
+    "funds_releases",
+    metadata,
+    Column("batch_id", String(64), _batch_fk(), primary_key=True),
+    Column("released_at", Timestamp, nullable=False),
+    Column("treasury_reference", String(64), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", Timestamp, nullable=False),
+)
+
+# Art. 19-22: what an agent bank must do by when. A breach, once recorded,
+# stays recorded.
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("subject_id", String(96), primary_key=True),
+    Column("bank_code", String(16), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("due_at", Timestamp, nullable=False),
+    Column("provisional", Boolean, nullable=False),
+    # Mutable.
+    Column("met_at", Timestamp),
+    Column("breached_at", Timestamp),
+    Index("ix_deadlines_open", "met_at", "due_at"),
+)
+
+# The audit log: append-only, each entry chained to the one before it.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Timestamp, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("detail", String(1024), nullable=False),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("entry_hash", LargeBinary(32), nullable=False),
+)
+
+# Checkpoints: the gateway's signature over the chain head, now and then.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_hash", LargeBinary(32), nullable=False),
+    Column("signed_at", Timestamp, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("signer_certificate", LargeBinary, nullable=False),
+)
+
 # Columns a trigger protects: the submitted content (Art. 15) and evidence.
 IMMUTABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "batches": (
@@ -262,4 +361,16 @@ IMMUTABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "records": ("record_id", "batch_id", "row", "person_digest", "amount_fen"),
     "evidence": ("set_id", "payload", "signature", "signer_certificate"),
     "results": ("instruction_id", "status", "bank_reference", "result_set_id"),
+    "declaration_steps": ("declaration_id", "step", "state", "actor", "role", "at"),
+    "audit_log": (
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "subject",
+        "detail",
+        "prev_hash",
+        "entry_hash",
+    ),
+    "audit_checkpoints": ("seq", "entry_hash", "signature", "signer_certificate"),
 }

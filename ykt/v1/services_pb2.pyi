@@ -13,6 +13,7 @@ from google.protobuf.internal import containers as _containers
 from ykt.v1 import batch_pb2 as _batch_pb2
 from ykt.v1 import envelope_pb2 as _envelope_pb2
 from ykt.v1 import exchange_pb2 as _exchange_pb2
+from ykt.v1 import registry_pb2 as _registry_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -246,6 +247,258 @@ class ListRecordsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRecordsResponse: _TypeAlias = ListRecordsResponse  # noqa: Y015
+
+@_typing.final
+class ValidateBatchRequest(_message.Message):
+    """ValidateBatchRequest is one message of a dry-run stream, shaped like
+    SubmitBatchRequest.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANIFEST_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def manifest(self) -> _envelope_pb2.SignedEnvelope:
+        """First, and only first: a signed BatchManifest with dry_run set."""
+
+    @_builtins.property
+    def chunk(self) -> _batch_pb2.RecordChunk: ...
+    def __init__(
+        self,
+        *,
+        manifest: _envelope_pb2.SignedEnvelope | None = ...,
+        chunk: _batch_pb2.RecordChunk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "item", b"item", "manifest", b"manifest"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "item", b"item", "manifest", b"manifest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["manifest", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
+
+Global___ValidateBatchRequest: _TypeAlias = ValidateBatchRequest  # noqa: Y015
+
+@_typing.final
+class ValidateBatchResponse(_message.Message):
+    """ValidateBatchResponse is the dry-run verdict of one record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    row: _builtins.int
+    accepted: _builtins.bool
+    """True when the record passes every non-bank check."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[_batch_pb2.Reason]:
+        """The primary reason first."""
+
+    def __init__(
+        self,
+        *,
+        row: _builtins.int = ...,
+        accepted: _builtins.bool = ...,
+        reasons: _abc.Iterable[_batch_pb2.Reason] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "reasons", b"reasons", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateBatchResponse: _TypeAlias = ValidateBatchResponse  # noqa: Y015
+
+@_typing.final
+class GetRecordLineageRequest(_message.Message):
+    """GetRecordLineageRequest names any record of a lineage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRecordLineageRequest: _TypeAlias = GetRecordLineageRequest  # noqa: Y015
+
+@_typing.final
+class ResultEvent(_message.Message):
+    """ResultEvent is one result a bank reported for a record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    BANK_REFERENCE_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    status: _exchange_pb2.ResultStatus.ValueType
+    reason_code: _builtins.str
+    bank_reference: _builtins.str
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        status: _exchange_pb2.ResultStatus.ValueType = ...,
+        reason_code: _builtins.str = ...,
+        bank_reference: _builtins.str = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_reference", b"bank_reference", "completed_at", b"completed_at", "reason_code", b"reason_code", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResultEvent: _TypeAlias = ResultEvent  # noqa: Y015
+
+@_typing.final
+class LineageEntry(_message.Message):
+    """LineageEntry is one record of a lineage, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    ROW_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    CORRECTS_RECORD_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    batch_id: _builtins.str
+    row: _builtins.int
+    outcome: _batch_pb2.Outcome.ValueType
+    corrects_record_id: _builtins.str
+    """Empty for the original record."""
+    amount_fen: _builtins.int
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[_batch_pb2.Reason]: ...
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResultEvent]:
+        """Every result the bank reported, in order: a RETURNED after a PAID shows
+        both.
+        """
+
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        row: _builtins.int = ...,
+        outcome: _batch_pb2.Outcome.ValueType = ...,
+        reasons: _abc.Iterable[_batch_pb2.Reason] | None = ...,
+        corrects_record_id: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+        results: _abc.Iterable[Global___ResultEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "batch_id", b"batch_id", "corrects_record_id", b"corrects_record_id", "outcome", b"outcome", "reasons", b"reasons", "record_id", b"record_id", "results", b"results", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LineageEntry: _TypeAlias = LineageEntry  # noqa: Y015
+
+@_typing.final
+class GetRecordLineageResponse(_message.Message):
+    """GetRecordLineageResponse lists the lineage, from the original record to
+    the latest correction.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineageEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___LineageEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRecordLineageResponse: _TypeAlias = GetRecordLineageResponse  # noqa: Y015
+
+@_typing.final
+class RecordFundsReleaseRequest(_message.Message):
+    """RecordFundsReleaseRequest names the batch whose funds reached the bank."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    RELEASED_AT_FIELD_NUMBER: _builtins.int
+    TREASURY_REFERENCE_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    treasury_reference: _builtins.str
+    """The treasury's payment reference (国库支付凭证号)."""
+    @_builtins.property
+    def released_at(self) -> _timestamp_pb2.Timestamp:
+        """When the funds reached the agent bank's payout account; now if unset."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        released_at: _timestamp_pb2.Timestamp | None = ...,
+        treasury_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["released_at", b"released_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "released_at", b"released_at", "treasury_reference", b"treasury_reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordFundsReleaseRequest: _TypeAlias = RecordFundsReleaseRequest  # noqa: Y015
+
+@_typing.final
+class RecordFundsReleaseResponse(_message.Message):
+    """RecordFundsReleaseResponse confirms the release and the pay-by deadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASED_AT_FIELD_NUMBER: _builtins.int
+    PAY_BY_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    ALREADY_RECORDED_FIELD_NUMBER: _builtins.int
+    provisional: _builtins.bool
+    """True when the calendar could only guess the working days."""
+    already_recorded: _builtins.bool
+    @_builtins.property
+    def released_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def pay_by(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        released_at: _timestamp_pb2.Timestamp | None = ...,
+        pay_by: _timestamp_pb2.Timestamp | None = ...,
+        provisional: _builtins.bool = ...,
+        already_recorded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pay_by", b"pay_by", "released_at", b"released_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_recorded", b"already_recorded", "pay_by", b"pay_by", "provisional", b"provisional", "released_at", b"released_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordFundsReleaseResponse: _TypeAlias = RecordFundsReleaseResponse  # noqa: Y015
 
 @_typing.final
 class PullAccountChecksRequest(_message.Message):
@@ -720,3 +973,286 @@ class ListCertificatesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCertificatesResponse: _TypeAlias = ListCertificatesResponse  # noqa: Y015
+
+@_typing.final
+class ListDeadlinesRequest(_message.Message):
+    """ListDeadlinesRequest filters the deadlines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_CODE_FIELD_NUMBER: _builtins.int
+    AT_RISK_ONLY_FIELD_NUMBER: _builtins.int
+    BREACHED_ONLY_FIELD_NUMBER: _builtins.int
+    bank_code: _builtins.str
+    """Only this bank's deadlines, when set."""
+    at_risk_only: _builtins.bool
+    breached_only: _builtins.bool
+    def __init__(
+        self,
+        *,
+        bank_code: _builtins.str = ...,
+        at_risk_only: _builtins.bool = ...,
+        breached_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk_only", b"at_risk_only", "bank_code", b"bank_code", "breached_only", b"breached_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadlinesRequest: _TypeAlias = ListDeadlinesRequest  # noqa: Y015
+
+@_typing.final
+class Deadline(_message.Message):
+    """Deadline is one duty of an agent bank with its due time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    BANK_CODE_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    MET_AT_FIELD_NUMBER: _builtins.int
+    BREACHED_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"pay", "report" or "refund_report"."""
+    bank_code: _builtins.str
+    subject_id: _builtins.str
+    """The instruction set (pay, report) or record (refund_report) concerned."""
+    status: _builtins.str
+    """"on_time", "at_risk", "breached" or "met"."""
+    provisional: _builtins.bool
+    breached: _builtins.bool
+    """True once the deadline was missed, even when the bank reported later."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def met_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        bank_code: _builtins.str = ...,
+        subject_id: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+        provisional: _builtins.bool = ...,
+        met_at: _timestamp_pb2.Timestamp | None = ...,
+        breached: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "met_at", b"met_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_code", b"bank_code", "breached", b"breached", "due_at", b"due_at", "kind", b"kind", "met_at", b"met_at", "provisional", b"provisional", "status", b"status", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Deadline: _TypeAlias = Deadline  # noqa: Y015
+
+@_typing.final
+class ListDeadlinesResponse(_message.Message):
+    """ListDeadlinesResponse lists deadlines, soonest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___Deadline]: ...
+    def __init__(
+        self,
+        *,
+        deadlines: _abc.Iterable[Global___Deadline] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadlinesResponse: _TypeAlias = ListDeadlinesResponse  # noqa: Y015
+
+@_typing.final
+class DeclareAccountRequest(_message.Message):
+    """DeclareAccountRequest carries one declaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def declaration(self) -> _registry_pb2.AccountDeclaration: ...
+    def __init__(
+        self,
+        *,
+        declaration: _registry_pb2.AccountDeclaration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareAccountRequest: _TypeAlias = DeclareAccountRequest  # noqa: Y015
+
+@_typing.final
+class DeclareAccountResponse(_message.Message):
+    """DeclareAccountResponse names the new declaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def declaration(self) -> _registry_pb2.DeclarationSummary: ...
+    def __init__(
+        self,
+        *,
+        declaration: _registry_pb2.DeclarationSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareAccountResponse: _TypeAlias = DeclareAccountResponse  # noqa: Y015
+
+@_typing.final
+class ReviewDeclarationRequest(_message.Message):
+    """ReviewDeclarationRequest approves or refuses a declaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_ID_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    declaration_id: _builtins.str
+    approve: _builtins.bool
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        declaration_id: _builtins.str = ...,
+        approve: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve", b"approve", "declaration_id", b"declaration_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewDeclarationRequest: _TypeAlias = ReviewDeclarationRequest  # noqa: Y015
+
+@_typing.final
+class ReviewDeclarationResponse(_message.Message):
+    """ReviewDeclarationResponse is the declaration after the review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def declaration(self) -> _registry_pb2.DeclarationSummary: ...
+    def __init__(
+        self,
+        *,
+        declaration: _registry_pb2.DeclarationSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewDeclarationResponse: _TypeAlias = ReviewDeclarationResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmDeclarationRequest(_message.Message):
+    """ConfirmDeclarationRequest confirms or refuses a reviewed declaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_ID_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    declaration_id: _builtins.str
+    approve: _builtins.bool
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        declaration_id: _builtins.str = ...,
+        approve: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve", b"approve", "declaration_id", b"declaration_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmDeclarationRequest: _TypeAlias = ConfirmDeclarationRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmDeclarationResponse(_message.Message):
+    """ConfirmDeclarationResponse is the declaration after the confirmation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def declaration(self) -> _registry_pb2.DeclarationSummary: ...
+    def __init__(
+        self,
+        *,
+        declaration: _registry_pb2.DeclarationSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmDeclarationResponse: _TypeAlias = ConfirmDeclarationResponse  # noqa: Y015
+
+@_typing.final
+class GetDeclarationRequest(_message.Message):
+    """GetDeclarationRequest names a declaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_ID_FIELD_NUMBER: _builtins.int
+    declaration_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        declaration_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration_id", b"declaration_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDeclarationRequest: _TypeAlias = GetDeclarationRequest  # noqa: Y015
+
+@_typing.final
+class GetDeclarationResponse(_message.Message):
+    """GetDeclarationResponse describes it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def declaration(self) -> _registry_pb2.DeclarationSummary: ...
+    def __init__(
+        self,
+        *,
+        declaration: _registry_pb2.DeclarationSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDeclarationResponse: _TypeAlias = GetDeclarationResponse  # noqa: Y015

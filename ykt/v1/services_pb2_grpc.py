@@ -50,6 +50,21 @@ class DepartmentServiceStub:
                 request_serializer=ykt_dot_v1_dot_services__pb2.ListRecordsRequest.SerializeToString,
                 response_deserializer=ykt_dot_v1_dot_services__pb2.ListRecordsResponse.FromString,
                 _registered_method=True)
+        self.ValidateBatch = channel.stream_stream(
+                '/ykt.v1.DepartmentService/ValidateBatch',
+                request_serializer=ykt_dot_v1_dot_services__pb2.ValidateBatchRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.ValidateBatchResponse.FromString,
+                _registered_method=True)
+        self.GetRecordLineage = channel.unary_unary(
+                '/ykt.v1.DepartmentService/GetRecordLineage',
+                request_serializer=ykt_dot_v1_dot_services__pb2.GetRecordLineageRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.GetRecordLineageResponse.FromString,
+                _registered_method=True)
+        self.RecordFundsRelease = channel.unary_unary(
+                '/ykt.v1.DepartmentService/RecordFundsRelease',
+                request_serializer=ykt_dot_v1_dot_services__pb2.RecordFundsReleaseRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.RecordFundsReleaseResponse.FromString,
+                _registered_method=True)
 
 
 class DepartmentServiceServicer:
@@ -77,6 +92,29 @@ class DepartmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ValidateBatch(self, request_iterator, context):
+        """Runs every non-bank check on a batch whose manifest is signed with
+        dry_run set, and streams one verdict per record. Stores nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecordLineage(self, request, context):
+        """Follows a record through its corrections (Art. 22), both ways.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordFundsRelease(self, request, context):
+        """Records that the treasury released a batch's funds to the agent bank
+        (Art. 19). Instructions are handed to the bank only after this.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DepartmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +132,21 @@ def add_DepartmentServiceServicer_to_server(servicer, server):
                     servicer.ListRecords,
                     request_deserializer=ykt_dot_v1_dot_services__pb2.ListRecordsRequest.FromString,
                     response_serializer=ykt_dot_v1_dot_services__pb2.ListRecordsResponse.SerializeToString,
+            ),
+            'ValidateBatch': grpc.stream_stream_rpc_method_handler(
+                    servicer.ValidateBatch,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.ValidateBatchRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.ValidateBatchResponse.SerializeToString,
+            ),
+            'GetRecordLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecordLineage,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.GetRecordLineageRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.GetRecordLineageResponse.SerializeToString,
+            ),
+            'RecordFundsRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordFundsRelease,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.RecordFundsReleaseRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.RecordFundsReleaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +231,87 @@ class DepartmentService:
             '/ykt.v1.DepartmentService/ListRecords',
             ykt_dot_v1_dot_services__pb2.ListRecordsRequest.SerializeToString,
             ykt_dot_v1_dot_services__pb2.ListRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateBatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ykt.v1.DepartmentService/ValidateBatch',
+            ykt_dot_v1_dot_services__pb2.ValidateBatchRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.ValidateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecordLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.DepartmentService/GetRecordLineage',
+            ykt_dot_v1_dot_services__pb2.GetRecordLineageRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.GetRecordLineageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordFundsRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.DepartmentService/RecordFundsRelease',
+            ykt_dot_v1_dot_services__pb2.RecordFundsReleaseRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.RecordFundsReleaseResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -471,6 +605,11 @@ class AdminServiceStub:
                 request_serializer=ykt_dot_v1_dot_services__pb2.ListCertificatesRequest.SerializeToString,
                 response_deserializer=ykt_dot_v1_dot_services__pb2.ListCertificatesResponse.FromString,
                 _registered_method=True)
+        self.ListDeadlines = channel.unary_unary(
+                '/ykt.v1.AdminService/ListDeadlines',
+                request_serializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -505,6 +644,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadlines(self, request, context):
+        """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -527,6 +673,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListCertificates,
                     request_deserializer=ykt_dot_v1_dot_services__pb2.ListCertificatesRequest.FromString,
                     response_serializer=ykt_dot_v1_dot_services__pb2.ListCertificatesResponse.SerializeToString,
+            ),
+            'ListDeadlines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadlines,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -638,6 +789,244 @@ class AdminService:
             '/ykt.v1.AdminService/ListCertificates',
             ykt_dot_v1_dot_services__pb2.ListCertificatesRequest.SerializeToString,
             ykt_dot_v1_dot_services__pb2.ListCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadlines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.AdminService/ListDeadlines',
+            ykt_dot_v1_dot_services__pb2.ListDeadlinesRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.ListDeadlinesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RegistryServiceStub:
+    """RegistryService is for implementing units and the finance bureau
+    (Art. 10-14).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.DeclareAccount = channel.unary_unary(
+                '/ykt.v1.RegistryService/DeclareAccount',
+                request_serializer=ykt_dot_v1_dot_services__pb2.DeclareAccountRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.DeclareAccountResponse.FromString,
+                _registered_method=True)
+        self.ReviewDeclaration = channel.unary_unary(
+                '/ykt.v1.RegistryService/ReviewDeclaration',
+                request_serializer=ykt_dot_v1_dot_services__pb2.ReviewDeclarationRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.ReviewDeclarationResponse.FromString,
+                _registered_method=True)
+        self.ConfirmDeclaration = channel.unary_unary(
+                '/ykt.v1.RegistryService/ConfirmDeclaration',
+                request_serializer=ykt_dot_v1_dot_services__pb2.ConfirmDeclarationRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.ConfirmDeclarationResponse.FromString,
+                _registered_method=True)
+        self.GetDeclaration = channel.unary_unary(
+                '/ykt.v1.RegistryService/GetDeclaration',
+                request_serializer=ykt_dot_v1_dot_services__pb2.GetDeclarationRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.GetDeclarationResponse.FromString,
+                _registered_method=True)
+
+
+class RegistryServiceServicer:
+    """RegistryService is for implementing units and the finance bureau
+    (Art. 10-14).
+    """
+
+    def DeclareAccount(self, request, context):
+        """Declares a beneficiary's account, new or changed. Units only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewDeclaration(self, request, context):
+        """The unit's review of its own declaration.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmDeclaration(self, request, context):
+        """The county finance bureau's confirmation; only this changes the registry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeclaration(self, request, context):
+        """A declaration's steps: who did what, and when.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RegistryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'DeclareAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareAccount,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.DeclareAccountRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.DeclareAccountResponse.SerializeToString,
+            ),
+            'ReviewDeclaration': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewDeclaration,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.ReviewDeclarationRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.ReviewDeclarationResponse.SerializeToString,
+            ),
+            'ConfirmDeclaration': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmDeclaration,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.ConfirmDeclarationRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.ConfirmDeclarationResponse.SerializeToString,
+            ),
+            'GetDeclaration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeclaration,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.GetDeclarationRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.GetDeclarationResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ykt.v1.RegistryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ykt.v1.RegistryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RegistryService:
+    """RegistryService is for implementing units and the finance bureau
+    (Art. 10-14).
+    """
+
+    @staticmethod
+    def DeclareAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.RegistryService/DeclareAccount',
+            ykt_dot_v1_dot_services__pb2.DeclareAccountRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.DeclareAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewDeclaration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.RegistryService/ReviewDeclaration',
+            ykt_dot_v1_dot_services__pb2.ReviewDeclarationRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.ReviewDeclarationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmDeclaration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.RegistryService/ConfirmDeclaration',
+            ykt_dot_v1_dot_services__pb2.ConfirmDeclarationRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.ConfirmDeclarationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeclaration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.RegistryService/GetDeclaration',
+            ykt_dot_v1_dot_services__pb2.GetDeclarationRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.GetDeclarationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,16 @@ class DepartmentServiceStub:
     """Returns a batch's state and counts."""
     ListRecords: _grpc.UnaryStreamMultiCallable[_services_pb2.ListRecordsRequest, _services_pb2.ListRecordsResponse]
     """Streams the verdict or result of every record of a batch, in row order."""
+    ValidateBatch: _grpc.StreamStreamMultiCallable[_services_pb2.ValidateBatchRequest, _services_pb2.ValidateBatchResponse]
+    """Runs every non-bank check on a batch whose manifest is signed with
+    dry_run set, and streams one verdict per record. Stores nothing.
+    """
+    GetRecordLineage: _grpc.UnaryUnaryMultiCallable[_services_pb2.GetRecordLineageRequest, _services_pb2.GetRecordLineageResponse]
+    """Follows a record through its corrections (Art. 22), both ways."""
+    RecordFundsRelease: _grpc.UnaryUnaryMultiCallable[_services_pb2.RecordFundsReleaseRequest, _services_pb2.RecordFundsReleaseResponse]
+    """Records that the treasury released a batch's funds to the agent bank
+    (Art. 19). Instructions are handed to the bank only after this.
+    """
 
 @_typing.type_check_only
 class DepartmentServiceAsyncStub(DepartmentServiceStub):
@@ -53,6 +63,16 @@ class DepartmentServiceAsyncStub(DepartmentServiceStub):
     """Returns a batch's state and counts."""
     ListRecords: _aio.UnaryStreamMultiCallable[_services_pb2.ListRecordsRequest, _services_pb2.ListRecordsResponse]  # type: ignore[assignment]
     """Streams the verdict or result of every record of a batch, in row order."""
+    ValidateBatch: _aio.StreamStreamMultiCallable[_services_pb2.ValidateBatchRequest, _services_pb2.ValidateBatchResponse]  # type: ignore[assignment]
+    """Runs every non-bank check on a batch whose manifest is signed with
+    dry_run set, and streams one verdict per record. Stores nothing.
+    """
+    GetRecordLineage: _aio.UnaryUnaryMultiCallable[_services_pb2.GetRecordLineageRequest, _services_pb2.GetRecordLineageResponse]  # type: ignore[assignment]
+    """Follows a record through its corrections (Art. 22), both ways."""
+    RecordFundsRelease: _aio.UnaryUnaryMultiCallable[_services_pb2.RecordFundsReleaseRequest, _services_pb2.RecordFundsReleaseResponse]  # type: ignore[assignment]
+    """Records that the treasury released a batch's funds to the agent bank
+    (Art. 19). Instructions are handed to the bank only after this.
+    """
 
 class DepartmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """DepartmentService is for department systems (业务主管部门)."""
@@ -80,6 +100,34 @@ class DepartmentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_services_pb2.ListRecordsResponse], _abc.AsyncIterator[_services_pb2.ListRecordsResponse]]:
         """Streams the verdict or result of every record of a batch, in row order."""
+
+    @_abc_1.abstractmethod
+    def ValidateBatch(
+        self,
+        request_iterator: _MaybeAsyncIterator[_services_pb2.ValidateBatchRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_services_pb2.ValidateBatchResponse], _abc.AsyncIterator[_services_pb2.ValidateBatchResponse]]:
+        """Runs every non-bank check on a batch whose manifest is signed with
+        dry_run set, and streams one verdict per record. Stores nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRecordLineage(
+        self,
+        request: _services_pb2.GetRecordLineageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.GetRecordLineageResponse, _abc.Awaitable[_services_pb2.GetRecordLineageResponse]]:
+        """Follows a record through its corrections (Art. 22), both ways."""
+
+    @_abc_1.abstractmethod
+    def RecordFundsRelease(
+        self,
+        request: _services_pb2.RecordFundsReleaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.RecordFundsReleaseResponse, _abc.Awaitable[_services_pb2.RecordFundsReleaseResponse]]:
+        """Records that the treasury released a batch's funds to the agent bank
+        (Art. 19). Instructions are handed to the bank only after this.
+        """
 
 def add_DepartmentServiceServicer_to_server(servicer: DepartmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -177,6 +225,8 @@ class AdminServiceStub:
     """Chooses a county's agent bank for a policy (Art. 17). Finance only."""
     ListCertificates: _grpc.UnaryUnaryMultiCallable[_services_pb2.ListCertificatesRequest, _services_pb2.ListCertificatesResponse]
     """Lists the certificates the gateway knows, with expiry and revocation."""
+    ListDeadlines: _grpc.UnaryUnaryMultiCallable[_services_pb2.ListDeadlinesRequest, _services_pb2.ListDeadlinesResponse]
+    """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -191,6 +241,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Chooses a county's agent bank for a policy (Art. 17). Finance only."""
     ListCertificates: _aio.UnaryUnaryMultiCallable[_services_pb2.ListCertificatesRequest, _services_pb2.ListCertificatesResponse]  # type: ignore[assignment]
     """Lists the certificates the gateway knows, with expiry and revocation."""
+    ListDeadlines: _aio.UnaryUnaryMultiCallable[_services_pb2.ListDeadlinesRequest, _services_pb2.ListDeadlinesResponse]  # type: ignore[assignment]
+    """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService is for the finance bureau, implementing units and auditors."""
@@ -227,4 +279,85 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_services_pb2.ListCertificatesResponse, _abc.Awaitable[_services_pb2.ListCertificatesResponse]]:
         """Lists the certificates the gateway knows, with expiry and revocation."""
 
+    @_abc_1.abstractmethod
+    def ListDeadlines(
+        self,
+        request: _services_pb2.ListDeadlinesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.ListDeadlinesResponse, _abc.Awaitable[_services_pb2.ListDeadlinesResponse]]:
+        """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors."""
+
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RegistryServiceStub:
+    """RegistryService is for implementing units and the finance bureau
+    (Art. 10-14).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RegistryServiceAsyncStub: ...
+    DeclareAccount: _grpc.UnaryUnaryMultiCallable[_services_pb2.DeclareAccountRequest, _services_pb2.DeclareAccountResponse]
+    """Declares a beneficiary's account, new or changed. Units only."""
+    ReviewDeclaration: _grpc.UnaryUnaryMultiCallable[_services_pb2.ReviewDeclarationRequest, _services_pb2.ReviewDeclarationResponse]
+    """The unit's review of its own declaration."""
+    ConfirmDeclaration: _grpc.UnaryUnaryMultiCallable[_services_pb2.ConfirmDeclarationRequest, _services_pb2.ConfirmDeclarationResponse]
+    """The county finance bureau's confirmation; only this changes the registry."""
+    GetDeclaration: _grpc.UnaryUnaryMultiCallable[_services_pb2.GetDeclarationRequest, _services_pb2.GetDeclarationResponse]
+    """A declaration's steps: who did what, and when."""
+
+@_typing.type_check_only
+class RegistryServiceAsyncStub(RegistryServiceStub):
+    """RegistryService is for implementing units and the finance bureau
+    (Art. 10-14).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    DeclareAccount: _aio.UnaryUnaryMultiCallable[_services_pb2.DeclareAccountRequest, _services_pb2.DeclareAccountResponse]  # type: ignore[assignment]
+    """Declares a beneficiary's account, new or changed. Units only."""
+    ReviewDeclaration: _aio.UnaryUnaryMultiCallable[_services_pb2.ReviewDeclarationRequest, _services_pb2.ReviewDeclarationResponse]  # type: ignore[assignment]
+    """The unit's review of its own declaration."""
+    ConfirmDeclaration: _aio.UnaryUnaryMultiCallable[_services_pb2.ConfirmDeclarationRequest, _services_pb2.ConfirmDeclarationResponse]  # type: ignore[assignment]
+    """The county finance bureau's confirmation; only this changes the registry."""
+    GetDeclaration: _aio.UnaryUnaryMultiCallable[_services_pb2.GetDeclarationRequest, _services_pb2.GetDeclarationResponse]  # type: ignore[assignment]
+    """A declaration's steps: who did what, and when."""
+
+class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
+    """RegistryService is for implementing units and the finance bureau
+    (Art. 10-14).
+    """
+
+    @_abc_1.abstractmethod
+    def DeclareAccount(
+        self,
+        request: _services_pb2.DeclareAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.DeclareAccountResponse, _abc.Awaitable[_services_pb2.DeclareAccountResponse]]:
+        """Declares a beneficiary's account, new or changed. Units only."""
+
+    @_abc_1.abstractmethod
+    def ReviewDeclaration(
+        self,
+        request: _services_pb2.ReviewDeclarationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.ReviewDeclarationResponse, _abc.Awaitable[_services_pb2.ReviewDeclarationResponse]]:
+        """The unit's review of its own declaration."""
+
+    @_abc_1.abstractmethod
+    def ConfirmDeclaration(
+        self,
+        request: _services_pb2.ConfirmDeclarationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.ConfirmDeclarationResponse, _abc.Awaitable[_services_pb2.ConfirmDeclarationResponse]]:
+        """The county finance bureau's confirmation; only this changes the registry."""
+
+    @_abc_1.abstractmethod
+    def GetDeclaration(
+        self,
+        request: _services_pb2.GetDeclarationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.GetDeclarationResponse, _abc.Awaitable[_services_pb2.GetDeclarationResponse]]:
+        """A declaration's steps: who did what, and when."""
+
+def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
