@@ -8,9 +8,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from gateway import logs
+from gateway.certs import add_certs_command
 from gateway.tls import restrict_cipher_suites
+from gateway.workdays import add_calendar_commands
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -79,10 +82,12 @@ def _serve(args: argparse.Namespace) -> int:
         config = GatewayConfig.from_toml(Path(args.config))
     else:
         raise SystemExit("give --config FILE, or --dev --state DIR for development")
+    gateway = build(config)
     if config.metrics:
         host, _, port = config.metrics.rpartition(":")
-        start_http_server(int(port), addr=host or "127.0.0.1")
-    gateway = build(config)
+        start_http_server(
+            int(port), addr=host or "127.0.0.1", registry=gateway.metrics.registry
+        )
     gateway.server.start()
     if args.ready_file:
         Path(args.ready_file).write_text(f"{gateway.port}\n")
@@ -138,6 +143,104 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runner.run_forever(stop)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from gateway import validate
+    from gateway.files import FileFormatError, read_department_file
+    from gateway.reference import policy_rules
+
+    path = Path(args.file)
+    try:
+        source = read_department_file(path)
+        if args.gateway:
+            report = _validate_online(args, source)
+        else:
+            policy = (
+                policy_rules(Path(args.policies), args.policy)
+                if args.policies
+                else None
+            )
+            if policy is None:
+                print("note: no --policies file; the policy's limit is not checked")
+            report = validate.validate_offline(
+                source, policy, args.period, dt.date.today()
+            )
+    except FileFormatError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+
+    for problem in report.file_problems:
+        print(f"file: {problem}")
+    counts = report.counts()
+    width = max((len(code) for code in counts), default=0)
+    for code, count in sorted(counts.items(), key=lambda item: -item[1]):
+        print(f"{code:<{width}}  {count}")
+    print(f"records: {len(report.verdicts)}")
+    out = Path(args.out or f"{path.stem}.verdicts.csv")
+    validate.write_verdicts(out, report.verdicts)
+    print(f"verdicts: {out}")
+    refused = any(not v.accepted for v in report.verdicts) or report.file_problems
+    return 1 if refused else 0
+
+
+def _validate_online(args: argparse.Namespace, source: Any) -> Any:
+    from gateway import validate
+    from gateway.client import ClientCredentials, build_validation, open_channel
+    from keys.identity import Identity
+
+    credentials = ClientCredentials(Path(args.credentials))
+    signer = credentials.signer()
+    identity: Identity = signer.identity
+    county, _, department = identity.org.partition("-")
+    rows = list(source.iter_rows())
+    requests = build_validation(
+        signer,
+        batch_id=validate.batch_id_for(source.path, args.period),
+        county=county,
+        department=department,
+        policy_code=args.policy,
+        period=args.period,
+        records=validate.records_of(rows),
+        source_file=source.path.name,
+    )
+    file_rows = {row.row: row.file_row for row in rows}
+    report = validate.Report()
+    with open_channel(args.gateway, credentials) as channel:
+        report.verdicts.extend(validate.validate_online(channel, requests, file_rows))
+    problem = validate.check_total(source, rows)
+    if problem:
+        report.file_problems.append(problem)
+    return report
+
+
+def _deadlines(args: argparse.Namespace) -> int:
+    from gateway.client import ClientCredentials, open_channel
+    from ykt.v1 import services_pb2, services_pb2_grpc
+
+    credentials = ClientCredentials(Path(args.credentials))
+    with open_channel(args.gateway, credentials) as channel:
+        stub = services_pb2_grpc.AdminServiceStub(channel)
+        response = stub.ListDeadlines(
+            services_pb2.ListDeadlinesRequest(
+                bank_code=args.bank or "",
+                at_risk_only=args.at_risk,
+                breached_only=args.breached,
+            )
+        )
+    print(f"{'due (UTC)':<20} {'status':<9} {'kind':<14} {'bank':<8} subject")
+    for item in response.deadlines:
+        due = item.due_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
+        flags = " provisional" if item.provisional else ""
+        flags += " (breach recorded)" if item.breached and item.status == "met" else ""
+        print(
+            f"{due:<20} {item.status:<9} {item.kind:<14} {item.bank_code:<8} "
+            f"{item.subject_id}{flags}"
+        )
+    print(f"deadlines: {len(response.deadlines)}")
     return 0
 
 
@@ -203,6 +306,31 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--state", required=True)
     sim.add_argument("--return-delay", type=float, default=3.0)
     sim.set_defaults(func=_bank_simulate)
+
+    check = commands.add_parser(
+        "validate", help="check a department file before submitting it"
+    )
+    check.add_argument("file")
+    check.add_argument("--policy", required=True, help="policy code, e.g. CQ-NY-001")
+    check.add_argument("--period", required=True, help="2026 or 2026-12")
+    check.add_argument("--policies", help="the policy list CSV, for offline checks")
+    check.add_argument("--gateway", help="host:port: run a dry run on the gateway")
+    check.add_argument("--credentials", help="the department's credentials folder")
+    check.add_argument("--out", help="verdict CSV (default: FILE.verdicts.csv)")
+    check.set_defaults(func=_validate)
+
+    watch = commands.add_parser(
+        "deadlines", help="the agent banks' deadlines, for finance staff"
+    )
+    watch.add_argument("--gateway", required=True, help="host:port")
+    watch.add_argument("--credentials", required=True, help="finance credentials")
+    watch.add_argument("--bank", help="only this bank's deadlines")
+    watch.add_argument("--at-risk", action="store_true")
+    watch.add_argument("--breached", action="store_true")
+    watch.set_defaults(func=_deadlines)
+
+    add_calendar_commands(commands)
+    add_certs_command(commands)
 
     demo = commands.add_parser("demo", help="run the whole flow on one machine")
     demo.add_argument("--samples")

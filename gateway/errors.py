@@ -29,6 +29,13 @@ class InvalidArgumentError(GatewayError):
     status = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class MalformedRequestError(InvalidArgumentError):
+    """The request bytes are not the message the method takes."""
+
+    def __init__(self) -> None:
+        super().__init__("the request does not parse")
+
+
 class EnvelopeError(InvalidArgumentError):
     """A signed envelope does not verify, or its header does not fit."""
 

@@ -24,8 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from cryptography import x509
+from google.protobuf.message import DecodeError
 
-from gateway.errors import GatewayError, PermissionDeniedError, UnauthenticatedError
+from gateway.errors import (
+    GatewayError,
+    MalformedRequestError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 from keys.identity import Identity, IdentityError, Role
 from keys.trust import CertificateRevokedError, TrustError, TrustStore
 
@@ -38,6 +44,11 @@ AUTHORIZATION: dict[str, frozenset[Role]] = {
     "/ykt.v1.DepartmentService/SubmitBatch": frozenset({Role.DEPARTMENT}),
     "/ykt.v1.DepartmentService/GetBatch": _READERS,
     "/ykt.v1.DepartmentService/ListRecords": _READERS,
+    "/ykt.v1.DepartmentService/ValidateBatch": frozenset({Role.DEPARTMENT}),
+    "/ykt.v1.DepartmentService/GetRecordLineage": _READERS,
+    "/ykt.v1.DepartmentService/RecordFundsRelease": frozenset(
+        {Role.DEPARTMENT, Role.FINANCE}
+    ),
     "/ykt.v1.BankService/PullAccountChecks": frozenset({Role.BANK}),
     "/ykt.v1.BankService/PostAccountCheckResults": frozenset({Role.BANK}),
     "/ykt.v1.BankService/PullInstructions": frozenset({Role.BANK}),
@@ -47,8 +58,16 @@ AUTHORIZATION: dict[str, frozenset[Role]] = {
     "/ykt.v1.AdminService/PutPolicy": frozenset({Role.FINANCE}),
     "/ykt.v1.AdminService/SetAgentBank": frozenset({Role.FINANCE}),
     "/ykt.v1.AdminService/ListCertificates": frozenset({Role.FINANCE, Role.AUDITOR}),
+    "/ykt.v1.AdminService/ListDeadlines": frozenset({Role.FINANCE, Role.AUDITOR}),
+    "/ykt.v1.RegistryService/DeclareAccount": frozenset({Role.UNIT}),
+    "/ykt.v1.RegistryService/ReviewDeclaration": frozenset({Role.UNIT}),
+    "/ykt.v1.RegistryService/ConfirmDeclaration": frozenset({Role.FINANCE}),
+    "/ykt.v1.RegistryService/GetDeclaration": frozenset(
+        {Role.UNIT, Role.FINANCE, Role.AUDITOR}
+    ),
     "/grpc.health.v1.Health/Check": ALL_ROLES,
     "/grpc.health.v1.Health/Watch": ALL_ROLES,
+    "/grpc.health.v1.Health/List": ALL_ROLES,
 }
 
 
@@ -87,9 +106,11 @@ class SecurityInterceptor(_ServerInterceptor):
         self,
         trust: TrustStore,
         on_refusal: Callable[[str, str], None] = lambda method, why: None,
+        on_certificate: Callable[[x509.Certificate], None] = lambda cert: None,
     ) -> None:
         self._trust = trust
         self._on_refusal = on_refusal
+        self._on_certificate = on_certificate
 
     def intercept_service(
         self,
@@ -112,7 +133,12 @@ class SecurityInterceptor(_ServerInterceptor):
     ) -> None:
         # 1. A certificate with one identity (TLS already verified the chain).
         cert = peer_certificate(context)
-        identity = peer_identity(context)
+        self._on_certificate(cert)
+        try:
+            identity = peer_identity(context)
+        except UnauthenticatedError:
+            self._on_refusal(method, "unknown_identity")
+            raise
 
         # 2. Not revoked, by a fresh CRL.
         try:
@@ -121,7 +147,7 @@ class SecurityInterceptor(_ServerInterceptor):
             self._on_refusal(method, "revoked")
             raise UnauthenticatedError(str(exc)) from exc
         except TrustError as exc:
-            self._on_refusal(method, "crl_stale")
+            self._on_refusal(method, "stale_crl")
             raise UnauthenticatedError(str(exc)) from exc
 
         # 3. The role may call this method.
@@ -142,43 +168,73 @@ def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
 
 
 def _wrap(handler: _Handler, gate: Callable[[grpc.ServicerContext], None]) -> _Handler:
-    def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    """The handler behind the gate, with requests parsed where errors map.
+
+    gRPC would parse request bytes before the handler runs and answer a
+    malformed message with INTERNAL. Parsing here instead lets garbage,
+    truncated or absurdly nested protobuf get INVALID_ARGUMENT, and only
+    after the caller passed the gate.
+    """
+    parse = handler.request_deserializer or (lambda data: data)
+
+    def parsed(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except (DecodeError, RecursionError) as exc:
+            raise MalformedRequestError() from exc
+
+    def requests_of(request: Any, streaming: bool) -> Any:
+        return map(parsed, request) if streaming else parsed(request)
+
+    def unary_response(behavior: Callable[..., Any], streaming: bool) -> Any:
         def run(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 gate(context)
-                return behavior(request, context)
+                return behavior(requests_of(request, streaming), context)
+            except grpc.RpcError:
+                _stream_broke(context)
             except Exception as exc:
                 _abort(context, exc)
 
         return run
 
-    def stream_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def stream_response(behavior: Callable[..., Any], streaming: bool) -> Any:
         def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
                 gate(context)
-                yield from behavior(request, context)
+                yield from behavior(requests_of(request, streaming), context)
+            except grpc.RpcError:
+                _stream_broke(context)
             except Exception as exc:
                 _abort(context, exc)
 
         return run
 
     kwargs = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": None,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            unary_response(handler.unary_unary), **kwargs
+            unary_response(handler.unary_unary, False), **kwargs
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            unary_response(handler.stream_unary), **kwargs
+            unary_response(handler.stream_unary, True), **kwargs
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            stream_response(handler.unary_stream), **kwargs
+            stream_response(handler.unary_stream, False), **kwargs
         )
     assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
-        stream_response(handler.stream_stream), **kwargs
+        stream_response(handler.stream_stream, True), **kwargs
     )
+
+
+def _stream_broke(context: grpc.ServicerContext) -> None:
+    # The client's request stream failed in transport (cancelled, or a
+    # message over the size limit): gRPC has already answered the client.
+    # An ordinary event, not a fault of ours; no traceback.
+    _logger.info("request stream broke")
+    context.abort(grpc.StatusCode.CANCELLED, "the request stream broke")

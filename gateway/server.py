@@ -14,6 +14,7 @@ change on disk, so a renewed certificate needs no restart.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -26,13 +27,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import select
 
-from gateway import exchange, queries, submission
+from gateway import deadline_store, exchange, funds, queries, registry, submission
 from gateway.config import GatewayConfig
 from gateway.core import Clock, GatewayCore, Settings, utcnow
-from gateway.errors import InvalidArgumentError
+from gateway.errors import InvalidArgumentError, PermissionDeniedError
+from gateway.metrics import GatewayMetrics
 from gateway.security import SecurityInterceptor, peer_identity
 from gateway.states import SetKind
 from gateway.store import db, schema
+from gateway.workdays import WorkingCalendar
 from keys.ca import DevelopmentCA
 from keys.identity import Identity, IdentityError, purpose_of
 from keys.keystore import LocalKeyStore
@@ -41,6 +44,9 @@ from keys.trust import TrustStore
 from ykt.v1 import services_pb2, services_pb2_grpc
 
 _logger = logging.getLogger(__name__)
+
+# The connector styles an agent bank may use (see connectors/).
+CONNECTOR_NAMES = frozenset({"grpc-pull", "fixed-width-file", "iso20022-file"})
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -78,6 +84,90 @@ class DepartmentServicer(services_pb2_grpc.DepartmentServiceServicer):
         return queries.list_records(
             self._core, peer_identity(context), request.batch_id
         )
+
+    def ValidateBatch(  # noqa: N802
+        self,
+        request_iterator: Iterator[services_pb2.ValidateBatchRequest],
+        context: Any,
+    ) -> Iterator[services_pb2.ValidateBatchResponse]:
+        return submission.validate_batch(
+            self._core, peer_identity(context), request_iterator
+        )
+
+    def GetRecordLineage(  # noqa: N802
+        self, request: services_pb2.GetRecordLineageRequest, context: Any
+    ) -> services_pb2.GetRecordLineageResponse:
+        return queries.record_lineage(
+            self._core, peer_identity(context), request.record_id
+        )
+
+    def RecordFundsRelease(  # noqa: N802
+        self, request: services_pb2.RecordFundsReleaseRequest, context: Any
+    ) -> services_pb2.RecordFundsReleaseResponse:
+        released_at = (
+            request.released_at.ToDatetime(tzinfo=dt.UTC)
+            if request.HasField("released_at")
+            else None
+        )
+        release = funds.record_release(
+            self._core,
+            peer_identity(context),
+            request.batch_id,
+            released_at,
+            request.treasury_reference,
+        )
+        response = services_pb2.RecordFundsReleaseResponse(
+            already_recorded=release.already_recorded,
+            provisional=release.pay_by.provisional,
+        )
+        response.released_at.FromDatetime(release.released_at)
+        response.pay_by.FromDatetime(release.pay_by.due)
+        return response
+
+
+class RegistryServicer(services_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, core: GatewayCore) -> None:
+        self._core = core
+
+    def DeclareAccount(  # noqa: N802
+        self, request: services_pb2.DeclareAccountRequest, context: Any
+    ) -> services_pb2.DeclareAccountResponse:
+        summary = registry.declare(
+            self._core, peer_identity(context), request.declaration
+        )
+        return services_pb2.DeclareAccountResponse(declaration=summary)
+
+    def ReviewDeclaration(  # noqa: N802
+        self, request: services_pb2.ReviewDeclarationRequest, context: Any
+    ) -> services_pb2.ReviewDeclarationResponse:
+        summary = registry.review(
+            self._core,
+            peer_identity(context),
+            request.declaration_id,
+            request.approve,
+            request.note,
+        )
+        return services_pb2.ReviewDeclarationResponse(declaration=summary)
+
+    def ConfirmDeclaration(  # noqa: N802
+        self, request: services_pb2.ConfirmDeclarationRequest, context: Any
+    ) -> services_pb2.ConfirmDeclarationResponse:
+        summary = registry.confirm(
+            self._core,
+            peer_identity(context),
+            request.declaration_id,
+            request.approve,
+            request.note,
+        )
+        return services_pb2.ConfirmDeclarationResponse(declaration=summary)
+
+    def GetDeclaration(  # noqa: N802
+        self, request: services_pb2.GetDeclarationRequest, context: Any
+    ) -> services_pb2.GetDeclarationResponse:
+        summary = registry.get(
+            self._core, peer_identity(context), request.declaration_id
+        )
+        return services_pb2.GetDeclarationResponse(declaration=summary)
 
 
 class BankServicer(services_pb2_grpc.BankServiceServicer):
@@ -194,8 +284,20 @@ class AdminServicer(services_pb2_grpc.AdminServiceServicer):
     def SetAgentBank(  # noqa: N802
         self, request: services_pb2.SetAgentBankRequest, context: Any
     ) -> services_pb2.SetAgentBankResponse:
+        # Art. 17: a county's own finance bureau chooses its agent banks.
+        if registry.county_of(peer_identity(context)) != request.county:
+            raise PermissionDeniedError("a finance bureau chooses only for its county")
+        if request.connector not in CONNECTOR_NAMES:
+            raise InvalidArgumentError("unknown connector")
         table = schema.agent_banks
         with self._core.engine.begin() as connection:
+            known = connection.execute(
+                select(schema.banks.c.bank_code).where(
+                    schema.banks.c.bank_code == request.bank_code
+                )
+            ).one_or_none()
+            if known is None:
+                raise InvalidArgumentError("unknown bank")
             connection.execute(
                 table.delete().where(
                     table.c.county == request.county,
@@ -215,6 +317,30 @@ class AdminServicer(services_pb2_grpc.AdminServiceServicer):
             extra={"county": request.county, "policy_code": request.policy_code},
         )
         return services_pb2.SetAgentBankResponse()
+
+    def ListDeadlines(  # noqa: N802
+        self, request: services_pb2.ListDeadlinesRequest, context: Any
+    ) -> services_pb2.ListDeadlinesResponse:
+        views = deadline_store.list_deadlines(
+            self._core,
+            bank_code=request.bank_code or None,
+            at_risk_only=request.at_risk_only,
+            breached_only=request.breached_only,
+        )
+        response = services_pb2.ListDeadlinesResponse()
+        for view in views:
+            item = response.deadlines.add(
+                kind=view.kind,
+                bank_code=view.bank_code,
+                subject_id=view.subject_id,
+                status=view.status.value,
+                provisional=view.provisional,
+                breached=view.breached,
+            )
+            item.due_at.FromDatetime(view.due_at)
+            if view.met_at is not None:
+                item.met_at.FromDatetime(view.met_at)
+        return response
 
     def ListCertificates(  # noqa: N802
         self, request: services_pb2.ListCertificatesRequest, context: Any
@@ -282,16 +408,36 @@ class Gateway:
     """A running gateway: the gRPC server and its background duties."""
 
     def __init__(
-        self, config: GatewayConfig, core: GatewayCore, server: grpc.Server, port: int
+        self,
+        config: GatewayConfig,
+        core: GatewayCore,
+        server: grpc.Server,
+        port: int,
+        metrics: GatewayMetrics,
     ):
         self.config = config
         self.core = core
         self.server = server
         self.port = port
+        self.metrics = metrics
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start_housekeeping(self, dev_ca: DevelopmentCA | None) -> None:
+        def watch_deadlines() -> None:
+            # Idempotent on every replica: a breach is set once, by whoever
+            # sees it first.
+            while not self._stop.wait(60):
+                try:
+                    deadline_store.record_breaches(self.core)
+                except Exception:
+                    _logger.exception("deadline watch failed; retrying")
+
+        watcher = threading.Thread(
+            target=watch_deadlines, name="deadlines", daemon=True
+        )
+        watcher.start()
+        self._threads.append(watcher)
         if dev_ca is None:
             return
 
@@ -313,6 +459,32 @@ class Gateway:
         self.server.wait_for_termination()
 
 
+def _metrics_for(
+    core: GatewayCore, config: GatewayConfig, dev_ca: DevelopmentCA | None
+) -> GatewayMetrics:
+    metrics = GatewayMetrics()
+    core.on_provisional_deadline = metrics.calendar_provisional_answer
+    core.on_conflicting_result = metrics.conflicting_result
+
+    def coverage() -> dict[int, bool]:
+        year = core.now().year
+        return {y: core.calendar.covers(y) for y in (year, year + 1)}
+
+    metrics.watch_store(
+        core.engine,
+        deadline_counts=lambda: deadline_store.deadline_counts(core),
+        calendar_coverage=coverage,
+        clock=core.clock,
+    )
+    metrics.watch_certificates(
+        gateway_certificates=[config.tls_cert, config.signing_cert],
+        trust=core.trust,
+        dev_ca=dev_ca,
+        clock=core.clock,
+    )
+    return metrics
+
+
 def build(
     config: GatewayConfig,
     *,
@@ -331,12 +503,22 @@ def build(
         signer=Signer.load(config.signing_cert, config.signing_key),
         clock=clock,
         settings=settings or Settings(),
+        calendar=WorkingCalendar.load(config.calendar_schedules),
     )
     dev_ca = DevelopmentCA(config.dev_ca_directory) if config.dev_ca_directory else None
+    metrics = _metrics_for(core, config, dev_ca)
 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
-        interceptors=[SecurityInterceptor(trust)],
+        # Metrics first, so they also count the calls security refuses.
+        interceptors=[
+            metrics.interceptor(),
+            SecurityInterceptor(
+                trust,
+                on_refusal=metrics.refusal_hook(),
+                on_certificate=metrics.seen_certificates.seen,
+            ),
+        ],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=64,
     )
@@ -346,6 +528,9 @@ def build(
     services_pb2_grpc.add_BankServiceServicer_to_server(BankServicer(core), server)
     services_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(core, dev_ca), server
+    )
+    services_pb2_grpc.add_RegistryServiceServicer_to_server(
+        RegistryServicer(core), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -357,7 +542,7 @@ def build(
         *(s.full_name for s in services_pb2.DESCRIPTOR.services_by_name.values()),
     ):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(config, core, server, port)
+    gateway = Gateway(config, core, server, port, metrics)
     gateway.start_housekeeping(dev_ca)
     return gateway
 
