@@ -173,12 +173,12 @@ class CheckSetBuilder:
     def add(self, record_id: str, verdict: Verdict) -> Routed:
         """Queue an accepted record; say where it went."""
         holder_name, holder_id = verdict.name, verdict.id_number
-        holder = verdict.person
         if verdict.proxy_id_number:
             # Art. 13: the account belongs to the registered proxy.
             holder_name, holder_id = verdict.proxy_name, verdict.proxy_id_number
-            holder = self._core.tokenizer.person(holder_id)
-        assert holder is not None
+        # The bank checks the name as well as the ID number, so a confirmation
+        # is reused only for the same account, ID number and name.
+        holder = self._core.tokenizer.holder(holder_id, holder_name)
         assert verdict.account is not None
         assert verdict.amount_fen is not None
 
@@ -364,20 +364,37 @@ def write_set(
 # -- pulling and acknowledging -------------------------------------------------
 
 
-def pull_sets(
-    core: GatewayCore, caller: Identity, kind: SetKind, max_sets: int
-) -> list[exchange_pb2.LeasedSet]:
-    """Lease up to ``max_sets`` ready or lease-expired sets to the calling bank."""
-    _require_bank(caller)
+@dataclass(frozen=True)
+class Leased:
+    """A set handed to one transport until ``expires``; ``envelope`` is the
+    signed set, byte for byte as first signed."""
+
+    set_id: str
+    kind: SetKind
+    lease_id: str
+    expires: dt.datetime
+    envelope: bytes
+
+
+def lease_sets(
+    core: GatewayCore, bank_code: str, kind: SetKind, max_sets: int
+) -> list[Leased]:
+    """Lease up to ``max_sets`` ready or lease-expired sets of one bank.
+
+    A set already delivered ``Settings.max_deliveries`` times without an
+    acknowledgement is not delivered again: it becomes a dead letter, which
+    an operator must look at (``on_dead_letter`` counts it for the alert).
+    """
     now = core.now()
     limit = max(1, min(max_sets or 1, 50))
     table = schema.exchange_sets
-    leased: list[exchange_pb2.LeasedSet] = []
+    leased: list[Leased] = []
+    dead: list[str] = []
     with core.engine.begin() as connection:
         query = (
-            select(table.c.set_id, table.c.batch_id, table.c.sealed)
+            select(table.c.set_id, table.c.batch_id, table.c.sealed, table.c.deliveries)
             .where(
-                table.c.bank_code == caller.org,
+                table.c.bank_code == bank_code,
                 table.c.kind == kind.value,
                 (table.c.state == SetState.READY.value)
                 | (
@@ -392,6 +409,14 @@ def pull_sets(
             query = query.with_for_update(skip_locked=True)
         expires = now + dt.timedelta(seconds=core.settings.lease_seconds)
         for row in connection.execute(query).all():
+            if row.deliveries >= core.settings.max_deliveries:
+                connection.execute(
+                    update(table)
+                    .where(table.c.set_id == row.set_id)
+                    .values(state=SetState.DEAD.value, lease_id=None)
+                )
+                dead.append(row.set_id)
+                continue
             lease_id = secrets.token_hex(16)
             connection.execute(
                 update(table)
@@ -406,12 +431,29 @@ def pull_sets(
             raw = core.data_key(connection, row.batch_id).open(
                 row.sealed, _set_aad(row.set_id)
             )
-            leased_set = exchange_pb2.LeasedSet(lease_id=lease_id)
-            leased_set.set.ParseFromString(raw)
-            leased_set.lease_expires_at.FromDatetime(expires)
-            leased.append(leased_set)
-            _logger.info("set leased", extra={"set_id": row.set_id, "bank": caller.org})
+            leased.append(Leased(row.set_id, kind, lease_id, expires, raw))
+            _logger.info("set leased", extra={"set_id": row.set_id, "bank": bank_code})
+    for set_id in dead:
+        core.on_dead_letter(bank_code, kind.value)
+        _logger.error(
+            "ALERT: set given up after its deliveries; dead letter",
+            extra={"set_id": set_id, "bank": bank_code},
+        )
     return leased
+
+
+def pull_sets(
+    core: GatewayCore, caller: Identity, kind: SetKind, max_sets: int
+) -> list[exchange_pb2.LeasedSet]:
+    """Lease up to ``max_sets`` ready or lease-expired sets to the calling bank."""
+    _require_bank(caller)
+    pulled = []
+    for leased in lease_sets(core, caller.org, kind, max_sets):
+        leased_set = exchange_pb2.LeasedSet(lease_id=leased.lease_id)
+        leased_set.set.ParseFromString(leased.envelope)
+        leased_set.lease_expires_at.FromDatetime(leased.expires)
+        pulled.append(leased_set)
+    return pulled
 
 
 def acknowledge(
@@ -419,26 +461,41 @@ def acknowledge(
 ) -> dt.datetime:
     """Record that the bank holds the set durably; no redelivery after this."""
     _require_bank(caller)
+    if not lease_id:
+        raise PreconditionError("the lease is not held: pull the set again")
+    return acknowledge_set(core, caller.org, set_id, lease_id)
+
+
+def acknowledge_set(
+    core: GatewayCore, bank_code: str, set_id: str, lease_id: str | None
+) -> dt.datetime:
+    """Mark a set acknowledged by its bank.
+
+    ``lease_id`` must be the current lease when given. A file transport
+    passes None: the bank acknowledges the file it holds, whichever
+    delivery wrote it, and the signed acknowledgement names the file's
+    digest instead.
+    """
     now = core.now()
     table = schema.exchange_sets
     with core.engine.begin() as connection:
         row = connection.execute(
             select(table).where(
-                table.c.set_id == set_id, table.c.bank_code == caller.org
+                table.c.set_id == set_id, table.c.bank_code == bank_code
             )
         ).one_or_none()
         if row is None:
             raise NotFoundError("no such set for this bank")
-        if row.lease_id != lease_id or not lease_id:
-            raise PreconditionError("the lease is not held: pull the set again")
         if row.state in (SetState.ACKED.value, SetState.DONE.value):
             return row.acknowledged_at or now
+        if row.deliveries == 0 or (lease_id is not None and row.lease_id != lease_id):
+            raise PreconditionError("the lease is not held: pull the set again")
         connection.execute(
             update(table)
             .where(table.c.set_id == set_id)
             .values(state=SetState.ACKED.value, acknowledged_at=now)
         )
-    _logger.info("set acknowledged", extra={"set_id": set_id, "bank": caller.org})
+    _logger.info("set acknowledged", extra={"set_id": set_id, "bank": bank_code})
     return now
 
 
@@ -655,7 +712,9 @@ def _remember_confirmations(
         key = {
             "bank_code": check_set.bank_code,
             "account_digest": core.tokenizer.account(check.account_number),
-            "holder_digest": core.tokenizer.person(check.holder_id_number),
+            "holder_digest": core.tokenizer.holder(
+                check.holder_id_number, check.holder_name
+            ),
         }
         connection.execute(
             delete(table).where(

@@ -140,6 +140,7 @@ def record_lineage(
         records.c.corrects_record_id,
         records.c.amount_fen,
         batches.c.department_org,
+        batches.c.submitted_at,
     )
     joined = select(*columns).join(batches, batches.c.batch_id == records.c.batch_id)
 
@@ -175,7 +176,11 @@ def record_lineage(
             entries.extend(children)
             frontier = [child.record_id for child in children]
 
-        # 3. Every result the bank reported for each.
+        # 3. Oldest first: the original, then every correction in the order
+        #    it was submitted, whichever branch it corrects.
+        entries[1:] = sorted(entries[1:], key=lambda e: (e.submitted_at, e.row))
+
+        # 4. Every result the bank reported for each.
         ids = [entry.record_id for entry in entries]
         results = connection.execute(
             select(schema.results)

@@ -54,6 +54,11 @@ class Tokenizer:
     def account(self, digits: str) -> bytes:
         return hmac.digest(self.key, b"account:" + digits.encode(), "sha256")
 
+    def holder(self, normalised_id_number: str, normalised_name: str) -> bytes:
+        """An account holder as a bank checks one: ID number and name together."""
+        data = f"holder:{len(normalised_id_number)}:{normalised_id_number}:"
+        return hmac.digest(self.key, (data + normalised_name).encode(), "sha256")
+
     def __repr__(self) -> str:
         return "Tokenizer(<secret>)"
 

@@ -28,7 +28,7 @@ import grpc
 
 from gateway.files import DepartmentFile, SourceRow
 from gateway.normalize import format_fen, parse_amount_fen
-from gateway.reasons import ReasonCode, message_zh
+from gateway.reasons import ID_STORED_AS_NUMBER_ZH, ReasonCode, message_zh
 from gateway.rules import BatchChecker, PolicyRules, RegistryEntry
 from ykt.v1 import batch_pb2, services_pb2, services_pb2_grpc
 
@@ -155,6 +155,9 @@ def validate_online(
             file_row=file_rows.get(response.row, 0),
             accepted=response.accepted,
             reasons=tuple(reason.code for reason in response.reasons),
+            id_stored_as_number=any(
+                reason.message == ID_STORED_AS_NUMBER_ZH for reason in response.reasons
+            ),
         )
 
 

@@ -280,6 +280,7 @@ declaration_steps = Table(
 )
 
 # The agent bank's positive answers to account checks, reused until expiry.
+# ``holder_digest`` covers the holder's ID number and name together.
 account_verifications = Table(
     "account_verifications",
     metadata,
