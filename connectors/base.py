@@ -29,6 +29,9 @@ class PaymentOutcome:
     reason_code: str
     bank_reference: str
     completed_at: dt.datetime
+    # The message that carried the instruction (a set or file id), so a
+    # later report, a refund above all, can name where the payment came from.
+    origin: str = ""
 
 
 class CoreAdapter(Protocol):
@@ -36,15 +39,24 @@ class CoreAdapter(Protocol):
         self, holder_name: str, holder_id_number: str, account_number: str
     ) -> exchange_pb2.AccountCheckStatus.ValueType: ...
 
-    def pay(self, instruction: exchange_pb2.Instruction) -> PaymentOutcome:
-        """Pay once per instruction id; repeat calls return the recorded outcome."""
+    def pay(
+        self, instruction: exchange_pb2.Instruction, *, origin: str = ""
+    ) -> PaymentOutcome:
+        """Pay once per instruction id; repeat calls return the recorded outcome.
+
+        The outcome is stored durably before this returns, and stays
+        *unreported* until ``mark_reported``.
+        """
         ...
 
-    def due_returns(self, now: dt.datetime) -> list[PaymentOutcome]:
-        """Refunds of cross-bank credits that have come back and are unreported."""
+    def unreported(self, now: dt.datetime) -> list[PaymentOutcome]:
+        """Outcomes the gateway has not been told: first results of payments,
+        and refunds of cross-bank credits that have come back (Art. 22)."""
         ...
 
-    def mark_reported(self, instruction_ids: list[str]) -> None: ...
+    def mark_reported(self, outcomes: list[PaymentOutcome]) -> None:
+        """Record that the gateway has a receipt for these outcomes."""
+        ...
 
 
 class Connector(Protocol):

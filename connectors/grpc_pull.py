@@ -4,9 +4,11 @@ One round:
   1. Pull account-check sets; verify the gateway's signature before parsing;
      ask the core; post one signed answer set per check set.
   2. Pull instruction sets; verify; hand every instruction to the core, which
-     records it durably and pays it once; acknowledge the set; post one
-     signed result set for it.
-  3. Post refunds of cross-bank credits that have come back (Art. 22).
+     records it durably and pays it once; acknowledge the set.
+  3. Post what the core has not reported yet, in one signed result set:
+     first results, and refunds of cross-bank credits that have come back
+     (Art. 22). The core marks them reported once the gateway's receipt is
+     in, so a crash after the acknowledgement loses no result.
 
 Invariants:
 - The runner keeps nothing on disk. Sets live in memory only for the round;
@@ -67,6 +69,10 @@ transport_retry = retry(
 )
 
 
+# The most results one signed result set carries.
+REPORT_BATCH = 1000
+
+
 @register("grpc-pull")
 class GrpcPullRunner:
     name = "grpc-pull"
@@ -94,7 +100,7 @@ class GrpcPullRunner:
     def run_once(self) -> int:
         moved = self._answer_checks()
         moved += self._pay_instructions()
-        moved += self._report_returns()
+        moved += self._report_outcomes()
         return moved
 
     def run_forever(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
@@ -167,24 +173,23 @@ class GrpcPullRunner:
             exchange_pb2.InstructionSet,
         )
         for lease_id, instruction_set in pulled:
-            outcomes = [self._core.pay(i) for i in instruction_set.instructions]
+            set_id = instruction_set.header.subject_id
+            for instruction in instruction_set.instructions:
+                self._core.pay(instruction, origin=set_id)
             self._call(
                 self._stub.Acknowledge,
-                services_pb2.AcknowledgeRequest(
-                    set_id=instruction_set.header.subject_id, lease_id=lease_id
-                ),
+                services_pb2.AcknowledgeRequest(set_id=set_id, lease_id=lease_id),
             )
-            self._post_results(outcomes, f"{instruction_set.header.subject_id}.results")
         return len(pulled)
 
-    # 3. Refunds of cross-bank credits.
-    def _report_returns(self) -> int:
-        returns = self._core.due_returns(self._clock())
-        if not returns:
-            return 0
-        self._post_results(returns, f"returns-{secrets.token_hex(8)}")
-        self._core.mark_reported([r.instruction_id for r in returns])
-        return len(returns)
+    # 3. Outcomes not reported yet: results, and refunds of cross-bank credits.
+    def _report_outcomes(self) -> int:
+        outcomes = self._core.unreported(self._clock())
+        for start in range(0, len(outcomes), REPORT_BATCH):
+            part = outcomes[start : start + REPORT_BATCH]
+            self._post_results(part, f"results-{secrets.token_hex(8)}")
+            self._core.mark_reported(part)
+        return len(outcomes)
 
     def _post_results(self, outcomes: list[PaymentOutcome], subject_id: str) -> None:
         result_set = exchange_pb2.ResultSet()

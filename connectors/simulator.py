@@ -80,7 +80,8 @@ class SimulatedBankCore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS payments (instruction_id TEXT PRIMARY KEY, "
             "status INTEGER, reason_code TEXT, bank_reference TEXT, completed_at TEXT, "
-            "return_due TEXT, return_reported INTEGER DEFAULT 0)"
+            "return_due TEXT, return_reported INTEGER DEFAULT 0, "
+            "result_reported INTEGER DEFAULT 0, origin TEXT DEFAULT '')"
         )
 
     def verify_account(
@@ -100,10 +101,12 @@ class SimulatedBankCore:
             return CHECK.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH
         return CHECK.ACCOUNT_CHECK_STATUS_CONFIRMED
 
-    def pay(self, instruction: exchange_pb2.Instruction) -> PaymentOutcome:
+    def pay(
+        self, instruction: exchange_pb2.Instruction, *, origin: str = ""
+    ) -> PaymentOutcome:
         with self._lock:
             row = self._db.execute(
-                "SELECT status, reason_code, bank_reference, completed_at "
+                "SELECT status, reason_code, bank_reference, completed_at, origin "
                 "FROM payments "
                 "WHERE instruction_id = ?",
                 (instruction.instruction_id,),
@@ -115,10 +118,11 @@ class SimulatedBankCore:
                     row[1],
                     row[2],
                     dt.datetime.fromisoformat(row[3]),
+                    row[4],
                 )
-            outcome, return_due = self._decide(instruction)
+            outcome, return_due = self._decide(instruction, origin)
             self._db.execute(
-                "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, 0)",
+                "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)",
                 (
                     outcome.instruction_id,
                     outcome.status,
@@ -126,12 +130,13 @@ class SimulatedBankCore:
                     outcome.bank_reference,
                     outcome.completed_at.isoformat(),
                     return_due.isoformat() if return_due else None,
+                    origin,
                 ),
             )
             return outcome
 
     def _decide(
-        self, instruction: exchange_pb2.Instruction
+        self, instruction: exchange_pb2.Instruction, origin: str
     ) -> tuple[PaymentOutcome, dt.datetime | None]:
         now = dt.datetime.now(dt.UTC)
         reference = f"{self.bank_code}{now:%Y%m%d}{secrets.token_hex(5).upper()}"
@@ -144,6 +149,7 @@ class SimulatedBankCore:
                 reason,
                 reference,
                 now,
+                origin,
             )
 
         if account is None:
@@ -153,30 +159,63 @@ class SimulatedBankCore:
         if account.status_at_payment == "CLOSED":
             return failed("ACCOUNT_CLOSED"), None
         paid = PaymentOutcome(
-            instruction.instruction_id, CHECK.RESULT_STATUS_PAID, "", reference, now
+            instruction.instruction_id,
+            CHECK.RESULT_STATUS_PAID,
+            "",
+            reference,
+            now,
+            origin,
         )
         if account.status_at_payment == "RETURN_AFTER_PAYMENT":
             return paid, now + self._return_delay
         return paid, None
 
-    def due_returns(self, now: dt.datetime) -> list[PaymentOutcome]:
+    def unreported(self, now: dt.datetime) -> list[PaymentOutcome]:
+        """Outcomes not yet reported: first results, and refunds now due."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT instruction_id, bank_reference FROM payments "
-                "WHERE return_due IS "
-                "NOT NULL AND return_reported = 0 AND return_due <= ?",
+            first = self._db.execute(
+                "SELECT instruction_id, status, reason_code, bank_reference, "
+                "completed_at, origin FROM payments WHERE result_reported = 0 "
+                "ORDER BY rowid"
+            ).fetchall()
+            returns = self._db.execute(
+                "SELECT instruction_id, bank_reference, origin FROM payments "
+                "WHERE return_due IS NOT NULL AND return_reported = 0 "
+                "AND result_reported = 1 AND return_due <= ? ORDER BY rowid",
                 (now.isoformat(),),
             ).fetchall()
-        return [
-            PaymentOutcome(
-                iid, CHECK.RESULT_STATUS_RETURNED, "ACCOUNT_CLOSED", f"{ref}R", now
-            )
-            for iid, ref in rows
+        outcomes = [
+            PaymentOutcome(iid, st, rc, ref, dt.datetime.fromisoformat(at), origin)
+            for iid, st, rc, ref, at, origin in first
         ]
+        outcomes += [
+            PaymentOutcome(
+                iid,
+                CHECK.RESULT_STATUS_RETURNED,
+                "ACCOUNT_CLOSED",
+                f"{ref}R",
+                now,
+                origin,
+            )
+            for iid, ref, origin in returns
+        ]
+        return outcomes
 
-    def mark_reported(self, instruction_ids: list[str]) -> None:
+    def mark_reported(self, outcomes: list[PaymentOutcome]) -> None:
         with self._lock:
             self._db.executemany(
                 "UPDATE payments SET return_reported = 1 WHERE instruction_id = ?",
-                [(i,) for i in instruction_ids],
+                [
+                    (o.instruction_id,)
+                    for o in outcomes
+                    if o.status == CHECK.RESULT_STATUS_RETURNED
+                ],
+            )
+            self._db.executemany(
+                "UPDATE payments SET result_reported = 1 WHERE instruction_id = ?",
+                [
+                    (o.instruction_id,)
+                    for o in outcomes
+                    if o.status != CHECK.RESULT_STATUS_RETURNED
+                ],
             )

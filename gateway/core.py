@@ -47,6 +47,9 @@ class Settings:
     verification_ttl_hours: int = 72
     # How long before a deadline an unmet duty counts as at risk.
     deadline_margin_hours: int = 6
+    # How many times a set is delivered without an acknowledgement before it
+    # becomes a dead letter.
+    max_deliveries: int = 20
 
 
 def _ignore() -> None:
@@ -54,6 +57,10 @@ def _ignore() -> None:
 
 
 def _ignore_bank(bank_code: str) -> None:
+    return None
+
+
+def _ignore_dead_letter(bank_code: str, kind: str) -> None:
     return None
 
 
@@ -70,6 +77,8 @@ class GatewayCore:
     on_provisional_deadline: Callable[[], None] = _ignore
     # Called with the bank's code when a bank's answer contradicts a recorded one.
     on_conflicting_result: Callable[[str], None] = _ignore_bank
+    # Called with the bank's code and the set kind for each dead letter.
+    on_dead_letter: Callable[[str, str], None] = _ignore_dead_letter
     _data_keys: dict[str, DataKey] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -465,6 +465,7 @@ def _metrics_for(
     metrics = GatewayMetrics()
     core.on_provisional_deadline = metrics.calendar_provisional_answer
     core.on_conflicting_result = metrics.conflicting_result
+    core.on_dead_letter = metrics.dead_letter
 
     def coverage() -> dict[int, bool]:
         year = core.now().year

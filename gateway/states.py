@@ -51,6 +51,9 @@ class SetState(enum.StrEnum):
     LEASED = "LEASED"
     ACKED = "ACKED"
     DONE = "DONE"
+    # Delivered the most times allowed without an acknowledgement: handed
+    # out no more until an operator looks (a dead letter).
+    DEAD = "DEAD"
 
 
 OUTCOMES: dict[str, batch_pb2.Outcome.ValueType] = {

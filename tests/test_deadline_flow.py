@@ -215,7 +215,7 @@ def test_a_missed_pay_by_is_at_risk_then_breached_and_stays_breached(
     assert 'ykt_deadlines{bank="CQRCB",kind="pay",status="breached"} 1.0' in scraped
 
     # 4. The bank pays and reports late: the breach stays recorded.
-    runner._pay_instructions()
+    runner.run_once()
     bank_channel.close()
     pay = [d for d in _deadlines(gateway, finance) if d.kind == "pay"]
     assert pay[0].breached
