@@ -63,8 +63,22 @@ FIXED_WIDTH_INSTRUCTIONS = "ykt.file.v1.FixedWidthInstructions"
 FIXED_WIDTH_RESULTS = "ykt.file.v1.FixedWidthResults"
 PAIN001 = "ykt.file.v1.pain.001.001.09"
 PAIN002 = "ykt.file.v1.pain.002.001.10"
+# A signed protobuf envelope carried as a file, for the exchanges a bank's
+# native format has no record for (account checks and their answers).
+ACCOUNT_CHECKS = "ykt.file.v1.AccountCheckSet"
+ACCOUNT_CHECK_ANSWERS = "ykt.file.v1.AccountCheckResultSet"
+# The bank's acknowledgement that it stored a file durably.
+ACKNOWLEDGEMENT = "ykt.file.v1.Acknowledgement"
 PAYLOAD_TYPES = frozenset(
-    {FIXED_WIDTH_INSTRUCTIONS, FIXED_WIDTH_RESULTS, PAIN001, PAIN002}
+    {
+        FIXED_WIDTH_INSTRUCTIONS,
+        FIXED_WIDTH_RESULTS,
+        PAIN001,
+        PAIN002,
+        ACCOUNT_CHECKS,
+        ACCOUNT_CHECK_ANSWERS,
+        ACKNOWLEDGEMENT,
+    }
 )
 
 # Bounds checked before anything is read whole into memory.
@@ -93,6 +107,8 @@ class VerifiedFile:
     payload_type: str
     signer: Identity
     data: bytes
+    # The detached signature, kept as evidence of who sent these bytes.
+    signature: envelope_pb2.SignedEnvelope
 
 
 def check_name(name: str) -> str:
@@ -263,7 +279,7 @@ def read_verified(
     signer = verify_file_bytes(envelope, data, payload_type=payload_type, trust=trust)
     if signer != expected_signer:
         raise UntrustedSignerError("the file is not signed by the expected party")
-    return VerifiedFile(name, payload_type, signer, data)
+    return VerifiedFile(name, payload_type, signer, data, envelope)
 
 
 def iter_verified(

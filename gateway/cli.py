@@ -76,7 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
         if not args.state:
             raise SystemExit("--dev needs --state DIR")
         config = dev_config(
-            Path(args.state), args.listen, args.metrics, args.database_url
+            Path(args.state),
+            args.listen,
+            args.metrics,
+            args.database_url,
+            keep_exchange_files=args.keep_exchange_files,
         )
     elif args.config:
         config = GatewayConfig.from_toml(Path(args.config))
@@ -120,9 +124,8 @@ def _import(args: argparse.Namespace) -> int:
 def _bank_simulate(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from connectors.grpc_pull import GrpcPullRunner
     from connectors.simulator import SimulatedBankCore, load_ledgers
-    from gateway.client import ClientCredentials, open_channel
+    from gateway.client import ClientCredentials
     from gateway.core import utcnow
     from keys.trust import TrustStore
 
@@ -136,9 +139,29 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     trust = TrustStore(
         Path(args.credentials) / "ca.pem", [Path(args.crl)], clock=utcnow
     )
-    runner = GrpcPullRunner(
-        open_channel(args.gateway, credentials), core, credentials.signer(), trust
-    )
+    runner: Any
+    if args.connector == "grpc-pull":
+        from connectors.grpc_pull import GrpcPullRunner
+        from gateway.client import open_channel
+
+        if not args.gateway:
+            raise SystemExit("grpc-pull needs --gateway HOST:PORT")
+        runner = GrpcPullRunner(
+            open_channel(args.gateway, credentials), core, credentials.signer(), trust
+        )
+    else:
+        from connectors.file_bank import FileBankRunner
+        from connectors.file_protocol import Style
+
+        if not args.exchange:
+            raise SystemExit(f"{args.connector} needs --exchange DIR")
+        runner = FileBankRunner(
+            Style(args.connector),
+            Path(args.exchange),
+            core,
+            credentials.signer(),
+            trust,
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -248,7 +271,9 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     return run_demo(
-        samples=Path(args.samples) if args.samples else None, out=Path(args.out)
+        samples=Path(args.samples) if args.samples else None,
+        out=Path(args.out),
+        keep_exchange_files=args.keep_exchange_files,
     )
 
 
@@ -282,6 +307,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--state")
     serve.add_argument("--listen", default="127.0.0.1:7443")
     serve.add_argument("--metrics", default=None)
+    serve.add_argument(
+        "--keep-exchange-files",
+        action="store_true",
+        help="keep exchange files after the bank acknowledged them (inspection)",
+    )
     serve.add_argument("--database-url", default=None)
     serve.add_argument("--ready-file", help="write the bound port here once serving")
     serve.set_defaults(func=_serve)
@@ -300,7 +330,13 @@ def parser() -> argparse.ArgumentParser:
     sim = bank_commands.add_parser("simulate", help="simulate an agent bank")
     sim.add_argument("--bank", required=True)
     sim.add_argument("--ledgers", required=True)
-    sim.add_argument("--gateway", required=True)
+    sim.add_argument(
+        "--connector",
+        default="grpc-pull",
+        choices=("grpc-pull", "fixed-width-file", "iso20022-file"),
+    )
+    sim.add_argument("--gateway", help="host:port, for grpc-pull")
+    sim.add_argument("--exchange", help="the shared exchange folder, for files")
     sim.add_argument("--credentials", required=True)
     sim.add_argument("--crl", required=True)
     sim.add_argument("--state", required=True)
@@ -335,6 +371,11 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole flow on one machine")
     demo.add_argument("--samples")
     demo.add_argument("--out", default="demo-out")
+    demo.add_argument(
+        "--keep-exchange-files",
+        action="store_true",
+        help="keep the files exchanged with file-connected banks",
+    )
     demo.set_defaults(func=_demo)
     return root
 

@@ -18,6 +18,10 @@ Production (``ykt serve --config FILE``)::
     [calendar]
     # State Council holiday schedules for years the packaged calendar lacks.
     schedules = ["/etc/ykt/calendar/2027.toml"]
+    [exchange]
+    # Folders shared with file-connected agent banks, one per bank under here.
+    directory = "/srv/ykt/exchange"
+    keep_files = false   # true keeps acknowledged files (for inspection only)
 
 Development (``ykt serve --dev --state DIR``) creates a development CA, the
 gateway's credentials, a local key store and a SQLite database under DIR.
@@ -53,6 +57,8 @@ class GatewayConfig:
     keys_directory: Path
     dev_ca_directory: Path | None = None
     calendar_schedules: tuple[Path, ...] = ()
+    exchange_directory: Path | None = None
+    keep_exchange_files: bool = False
 
     @classmethod
     def from_toml(cls, path: Path) -> GatewayConfig:
@@ -73,11 +79,20 @@ class GatewayConfig:
             calendar_schedules=tuple(
                 base / p for p in data.get("calendar", {}).get("schedules", [])
             ),
+            exchange_directory=(
+                base / data["exchange"]["directory"] if "exchange" in data else None
+            ),
+            keep_exchange_files=bool(data.get("exchange", {}).get("keep_files", False)),
         )
 
 
 def dev_config(
-    state: Path, listen: str, metrics: str | None, database_url: str | None = None
+    state: Path,
+    listen: str,
+    metrics: str | None,
+    database_url: str | None = None,
+    *,
+    keep_exchange_files: bool = False,
 ) -> GatewayConfig:
     """DEVELOPMENT ONLY: a CA, credentials and SQLite under ``state``."""
     _logger.warning(
@@ -105,4 +120,6 @@ def dev_config(
         signing_key=credentials_dir / "signing-key.pem",
         keys_directory=state / "keys",
         dev_ca_directory=state / "pki",
+        exchange_directory=state / "exchange",
+        keep_exchange_files=keep_exchange_files,
     )

@@ -80,9 +80,15 @@ def read_manifest(samples: Path) -> list[ManifestEntry]:
     return sorted(entries, key=lambda e: e.order)
 
 
-def agent_banks(samples: Path) -> list[str]:
+def agent_banks(samples: Path) -> dict[str, str]:
+    """Each agent bank and the connector style it uses."""
+    styles: dict[str, str] = {}
     with (samples / "agent-banks.csv").open(encoding="utf-8-sig") as handle:
-        return sorted({r["agent_bank"] for r in csv.DictReader(handle)})
+        for row in csv.DictReader(handle):
+            held = styles.setdefault(row["agent_bank"], row["connector"])
+            if held != row["connector"]:
+                raise SystemExit("the demo runs each bank in one connector style")
+    return dict(sorted(styles.items()))
 
 
 def _ykt(*args: str) -> list[str]:
@@ -110,7 +116,9 @@ class Processes:
                 process.kill()
 
 
-def run_demo(*, samples: Path | None, out: Path) -> int:
+def run_demo(
+    *, samples: Path | None, out: Path, keep_exchange_files: bool = False
+) -> int:
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     state, logs_dir = out / "state", out / "logs"
@@ -156,14 +164,20 @@ def run_demo(*, samples: Path | None, out: Path) -> int:
                 "127.0.0.1:0",
                 "--ready-file",
                 str(ready),
+                *(["--keep-exchange-files"] if keep_exchange_files else []),
             ),
         )
         port = _wait_for_port(ready, gateway)
         target = f"127.0.0.1:{port}"
         print(f"gateway is serving on {target} (mutual TLS)")
 
-        # 4. The agent banks.
-        for bank in banks:
+        # 4. The agent banks, each in its own connector style.
+        for bank, connector in banks.items():
+            transport = (
+                ["--gateway", target]
+                if connector == "grpc-pull"
+                else ["--exchange", str(state / "exchange")]
+            )
             processes.start(
                 f"bank-{bank}",
                 _ykt(
@@ -171,10 +185,11 @@ def run_demo(*, samples: Path | None, out: Path) -> int:
                     "simulate",
                     "--bank",
                     bank,
+                    "--connector",
+                    connector,
+                    *transport,
                     "--ledgers",
                     str(samples / "banks"),
-                    "--gateway",
-                    target,
                     "--credentials",
                     str(clients / f"bank-{bank}"),
                     "--crl",
@@ -185,7 +200,10 @@ def run_demo(*, samples: Path | None, out: Path) -> int:
                     str(RETURN_DELAY_SECONDS),
                 ),
             )
-        print(f"agent banks pulling: {', '.join(banks)}")
+        print(
+            "agent banks: "
+            + ", ".join(f"{bank} ({style})" for bank, style in banks.items())
+        )
 
         # 5. The department files, in manifest order.
         for entry in manifest:

@@ -442,6 +442,29 @@ def lease_sets(
     return leased
 
 
+def dead_letter(
+    core: GatewayCore, set_id: str, bank_code: str, kind: SetKind, reason: str
+) -> None:
+    """Give up on delivering a set: an operator must handle it by hand.
+
+    For a set the bank's transport cannot carry at all, for example an
+    instruction file whose payee name the bank's character set lacks.
+    ``reason`` is a safe message; it never holds personal data.
+    """
+    table = schema.exchange_sets
+    with core.engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.set_id == set_id, table.c.bank_code == bank_code)
+            .values(state=SetState.DEAD.value, lease_id=None)
+        )
+    core.on_dead_letter(bank_code, kind.value)
+    _logger.error(
+        "ALERT: set cannot be delivered; dead letter",
+        extra={"set_id": set_id, "bank": bank_code, "reason": reason},
+    )
+
+
 def pull_sets(
     core: GatewayCore, caller: Identity, kind: SetKind, max_sets: int
 ) -> list[exchange_pb2.LeasedSet]:
@@ -600,12 +623,12 @@ def post_account_check_results(
                 answer.header.subject_id, envelope, 0, len(answer.results), now
             )
 
-        states = _record_states(connection, [r.check_id for r in answer.results])
+        checked = _checked_in(connection, [r.check_id for r in answer.results])
         confirmed: list[str] = []
         refused: dict[str, ReasonCode] = {}
         duplicates = 0
         for result in answer.results:
-            state, in_set = states.get(result.check_id, (None, None))
+            state, in_set = checked.get(result.check_id, (None, None))
             if in_set != check_set.set_id:
                 raise InvalidArgumentError("an answer names a check outside the set")
             if result.status not in CHECK_STATUS_REASONS:
@@ -733,17 +756,35 @@ def post_results(
         core, caller, envelope, exchange_pb2.ResultSet
     )
     result_set: exchange_pb2.ResultSet = opened.message
+    return record_results(
+        core, caller, result_set.results, result_set.header.subject_id, envelope
+    )
+
+
+def record_results(
+    core: GatewayCore,
+    caller: Identity,
+    results: Sequence[exchange_pb2.Result],
+    subject_id: str,
+    evidence: envelope_pb2.SignedEnvelope,
+) -> exchange_pb2.Receipt:
+    """Apply a bank's verified results and keep what it signed as evidence.
+
+    ``evidence`` is the bank's signed envelope: the ResultSet message for
+    gRPC, or the result file's bytes and detached signature for a file
+    connector. Either way its signature has been verified and its signer is
+    ``caller``.
+    """
     now = core.now()
-    evidence_id = _evidence_id(caller, result_set.header.subject_id, envelope)
+    envelope = evidence
+    evidence_id = _evidence_id(caller, subject_id, envelope)
 
     with core.engine.begin() as connection:
         if _store_evidence(
             core, connection, caller, SetKind.INSTRUCTION, envelope, evidence_id, now
         ):
-            return _receipt(
-                result_set.header.subject_id, envelope, 0, len(result_set.results), now
-            )
-        ids = [r.instruction_id for r in result_set.results]
+            return _receipt(subject_id, envelope, 0, len(results), now)
+        ids = [r.instruction_id for r in results]
         delivered = _delivered_instruction_sets(connection, caller, ids)
         states = _record_states(connection, ids)
         known = _known_results(connection, ids)
@@ -751,7 +792,7 @@ def post_results(
         accepted = duplicates = 0
         touched_batches: set[str] = set()
         returned: list[tuple[str, str, str, dt.datetime]] = []
-        for result in result_set.results:
+        for result in results:
             new_state = RESULT_STATES.get(result.status)
             if new_state is None:
                 raise InvalidArgumentError("a result has no valid status")
@@ -821,7 +862,7 @@ def post_results(
             "duplicates": duplicates,
         },
     )
-    return _receipt(result_set.header.subject_id, envelope, accepted, duplicates, now)
+    return _receipt(subject_id, envelope, accepted, duplicates, now)
 
 
 def _alert_conflict(core: GatewayCore, caller: Identity, instruction_id: str) -> None:
@@ -862,6 +903,27 @@ def _record_states(
             set_id = row.check_set_id if state is RecordState.CHECKING else None
             set_id = row.instruction_set_id or set_id
             found[row.record_id] = (state, set_id)
+    return found
+
+
+def _checked_in(
+    connection: Connection, record_ids: Sequence[str]
+) -> dict[str, tuple[RecordState, str | None]]:
+    """Record id -> (state, the account-check set it was checked in).
+
+    Unlike ``_record_states``, the check set stays known after the record
+    moved on, so an answer repeated after the first one was applied is
+    recognised as a repeat, not as a check outside the set.
+    """
+    records = schema.records
+    found: dict[str, tuple[RecordState, str | None]] = {}
+    for start in range(0, len(record_ids), 500):
+        for row in connection.execute(
+            select(records.c.record_id, records.c.state, records.c.check_set_id).where(
+                records.c.record_id.in_(record_ids[start : start + 500])
+            )
+        ):
+            found[row.record_id] = (RecordState(row.state), row.check_set_id)
     return found
 
 

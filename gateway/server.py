@@ -27,6 +27,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import select
 
+from connectors.file_gateway import FileDelivery
+from connectors.file_protocol import Style
 from gateway import deadline_store, exchange, funds, queries, registry, submission
 from gateway.config import GatewayConfig
 from gateway.core import Clock, GatewayCore, Settings, utcnow
@@ -46,7 +48,8 @@ from ykt.v1 import services_pb2, services_pb2_grpc
 _logger = logging.getLogger(__name__)
 
 # The connector styles an agent bank may use (see connectors/).
-CONNECTOR_NAMES = frozenset({"grpc-pull", "fixed-width-file", "iso20022-file"})
+FILE_STYLES = frozenset(style.value for style in Style)
+CONNECTOR_NAMES = frozenset({"grpc-pull"}) | FILE_STYLES
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -438,6 +441,12 @@ class Gateway:
         )
         watcher.start()
         self._threads.append(watcher)
+        if self.config.exchange_directory is not None:
+            files = threading.Thread(
+                target=self._serve_file_banks, name="file-banks", daemon=True
+            )
+            files.start()
+            self._threads.append(files)
         if dev_ca is None:
             return
 
@@ -449,6 +458,40 @@ class Gateway:
         thread = threading.Thread(target=refresh_crl, name="dev-crl", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _serve_file_banks(self) -> None:
+        """Start one file delivery per file-connected agent bank, as the
+        agent-bank list names them, and pick up banks added later."""
+        assert self.config.exchange_directory is not None
+        serving: set[str] = set()
+        while not self._stop.is_set():
+            with self.core.engine.connect() as connection:
+                rows = connection.execute(
+                    select(
+                        schema.agent_banks.c.bank_code, schema.agent_banks.c.connector
+                    ).distinct()
+                ).all()
+            for bank_code, connector in rows:
+                if connector not in FILE_STYLES or bank_code in serving:
+                    continue
+                delivery = FileDelivery(
+                    self.core,
+                    bank_code,
+                    Style(connector),
+                    self.config.exchange_directory,
+                    keep_files=self.config.keep_exchange_files,
+                )
+                thread = threading.Thread(
+                    target=delivery.run_forever,
+                    args=(self._stop,),
+                    name=f"files-{bank_code}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+                serving.add(bank_code)
+                _logger.info("serving a file-connected bank", extra={"bank": bank_code})
+            self._stop.wait(30)
 
     def stop(self, grace: float = 2.0) -> None:
         self._stop.set()
