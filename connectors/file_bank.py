@@ -36,6 +36,7 @@ from pathlib import Path
 
 from connectors import exchange_files, fixed_width, iso20022
 from connectors.base import CoreAdapter, PaymentOutcome, register
+from connectors.faults import NO_FAULTS, Fault, Faults
 from connectors.file_protocol import (
     ACK,
     ANSWERS,
@@ -74,8 +75,10 @@ class FileBankRunner:
         *,
         gateway: Identity = GATEWAY,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self.name = style.value
+        self._faults = faults
         self._style = style
         self._core = core
         self._signer = signer
@@ -133,6 +136,7 @@ class FileBankRunner:
         if set_id != set_id_of(name, CHECKS):
             raise ValueError("the file name and the set it carries disagree")
 
+        self._faults.slow_down()
         answer = exchange_pb2.AccountCheckResultSet(check_set_id=set_id)
         for check in check_set.checks:
             answer.results.add(
@@ -162,6 +166,7 @@ class FileBankRunner:
         set_id = set_id_of(name, self._style.instruction_suffix)
         for instruction in self._instructions(verified.data, set_id):
             self._core.pay(instruction, origin=set_id)
+        self._faults.crash_if(Fault.CRASH_BEFORE_ACK)
         self._acknowledge(name, verified.data)
         return 1
 
@@ -201,11 +206,19 @@ class FileBankRunner:
             for start in range(0, len(group), REPORT_BATCH):
                 part = group[start : start + REPORT_BATCH]
                 name = f"results-{self._clock():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+                data = self._result_file(name, origin, part)
+                if self._faults.hits(Fault.TRUNCATE):
+                    self._die_half_way(name + self._style.result_suffix, data)
                 self._write_once(
-                    name + self._style.result_suffix,
-                    self._result_file(name, origin, part),
-                    self._style.result_type,
+                    name + self._style.result_suffix, data, self._style.result_type
                 )
+                if self._faults.hits(Fault.DUPLICATE_RESULTS):
+                    copy = f"{name}-again"
+                    self._write_once(
+                        copy + self._style.result_suffix,
+                        self._result_file(copy, origin, part),
+                        self._style.result_type,
+                    )
                 self._core.mark_reported(part)
         return len(outcomes)
 
@@ -256,7 +269,15 @@ class FileBankRunner:
             name + ACK, encode_ack(name, data), exchange_files.ACKNOWLEDGEMENT
         )
 
+    def _die_half_way(self, name: str, data: bytes) -> None:
+        """The truncate fault: half a file under its temporary name, then a
+        crash, as a power cut during the write would leave it."""
+        partial = self._folders.from_bank / f".{name}{exchange_files.TEMP_SUFFIX}"
+        partial.write_bytes(data[: len(data) // 2])
+        self._faults.crash()
+
     def _write_once(self, name: str, data: bytes, payload_type: str) -> None:
+        self._faults.drop_write()
         from_bank = self._folders.from_bank
         if (from_bank / exchange_files.signature_name(name)).exists():
             return

@@ -40,6 +40,7 @@ from tenacity import (
 )
 
 from connectors.base import CoreAdapter, PaymentOutcome, register
+from connectors.faults import NO_FAULTS, Fault, Faults
 from gateway.core import GATEWAY_AUDIENCE
 from gateway.envelope import open_envelope, seal
 from keys.signing import Signer
@@ -85,8 +86,10 @@ class GrpcPullRunner:
         trust: TrustStore,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self._stub = services_pb2_grpc.BankServiceStub(channel)
+        self._faults = faults
         self._core = core
         self._signer = signer
         self._trust = trust
@@ -95,6 +98,7 @@ class GrpcPullRunner:
 
     @transport_retry
     def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        self._faults.drop_call()
         return method(request)
 
     def run_once(self) -> int:
@@ -142,6 +146,7 @@ class GrpcPullRunner:
             exchange_pb2.AccountCheckSet,
         )
         for lease_id, check_set in pulled:
+            self._faults.slow_down()
             answer = exchange_pb2.AccountCheckResultSet(
                 check_set_id=check_set.header.subject_id
             )
@@ -176,6 +181,7 @@ class GrpcPullRunner:
             set_id = instruction_set.header.subject_id
             for instruction in instruction_set.instructions:
                 self._core.pay(instruction, origin=set_id)
+            self._faults.crash_if(Fault.CRASH_BEFORE_ACK)
             self._call(
                 self._stub.Acknowledge,
                 services_pb2.AcknowledgeRequest(set_id=set_id, lease_id=lease_id),
@@ -187,7 +193,10 @@ class GrpcPullRunner:
         outcomes = self._core.unreported(self._clock())
         for start in range(0, len(outcomes), REPORT_BATCH):
             part = outcomes[start : start + REPORT_BATCH]
-            self._post_results(part, f"results-{secrets.token_hex(8)}")
+            subject = f"results-{secrets.token_hex(8)}"
+            self._post_results(part, subject)
+            if self._faults.hits(Fault.DUPLICATE_RESULTS):
+                self._post_results(part, subject)
             self._core.mark_reported(part)
         return len(outcomes)
 

@@ -124,6 +124,7 @@ def _import(args: argparse.Namespace) -> int:
 def _bank_simulate(args: argparse.Namespace) -> int:
     import datetime as dt
 
+    from connectors.faults import Faults
     from connectors.simulator import SimulatedBankCore, load_ledgers
     from gateway.client import ClientCredentials
     from gateway.core import utcnow
@@ -139,6 +140,7 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     trust = TrustStore(
         Path(args.credentials) / "ca.pem", [Path(args.crl)], clock=utcnow
     )
+    faults = Faults.parse(args.faults or "", args.fault_seed)
     runner: Any
     if args.connector == "grpc-pull":
         from connectors.grpc_pull import GrpcPullRunner
@@ -147,7 +149,11 @@ def _bank_simulate(args: argparse.Namespace) -> int:
         if not args.gateway:
             raise SystemExit("grpc-pull needs --gateway HOST:PORT")
         runner = GrpcPullRunner(
-            open_channel(args.gateway, credentials), core, credentials.signer(), trust
+            open_channel(args.gateway, credentials),
+            core,
+            credentials.signer(),
+            trust,
+            faults=faults,
         )
     else:
         from connectors.file_bank import FileBankRunner
@@ -337,6 +343,12 @@ def parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--gateway", help="host:port, for grpc-pull")
     sim.add_argument("--exchange", help="the shared exchange folder, for files")
+    sim.add_argument(
+        "--faults",
+        help="inject faults, e.g. drop=0.1,slow=0.2,duplicate-results=0.5,"
+        "crash-before-ack=0.05,truncate=0.05 (see connectors/faults.py)",
+    )
+    sim.add_argument("--fault-seed", type=int, default=None)
     sim.add_argument("--credentials", required=True)
     sim.add_argument("--crl", required=True)
     sim.add_argument("--state", required=True)

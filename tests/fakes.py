@@ -63,7 +63,11 @@ def people(count: int, seed: int = 7) -> list[Person]:
 
 
 def write_reference(
-    directory: Path, persons: list[Person], *, bank: str = "CQRCB"
+    directory: Path,
+    persons: list[Person],
+    *,
+    bank: str = "CQRCB",
+    connector: str = "grpc-pull",
 ) -> None:
     """A minimal reference set in the samples layout: one county, one policy."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -100,7 +104,7 @@ def write_reference(
     _write(
         directory / "agent-banks.csv",
         ["county", "county_name", "policy_code", "agent_bank", "connector"],
-        [["500154", "开州区", "CQ-NY-001", bank, "grpc-pull"]],
+        [["500154", "开州区", "CQ-NY-001", bank, connector]],
     )
     _write(
         directory / "registry" / "accounts.csv",
