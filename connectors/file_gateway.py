@@ -74,7 +74,7 @@ INITIATING_PARTY = "一卡通补贴发放网关"
 
 file_retry = retry(
     retry=retry_if_exception_type(OSError),
-    wait=wait_exponential_jitter(initial=0.1, max=2.0),
+    wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
     stop=stop_after_attempt(5),
     reraise=True,
 )

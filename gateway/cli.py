@@ -273,6 +273,38 @@ def _deadlines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from gateway import audit
+    from gateway.config import GatewayConfig
+    from gateway.store import db
+
+    if args.config:
+        config = GatewayConfig.from_toml(Path(args.config))
+        database_url, signing_cert = config.database_url, config.signing_cert
+    elif args.state:
+        state = Path(args.state)
+        database_url = args.database_url or db.sqlite_url(state / "gateway.db")
+        signing_cert = state / "gateway" / "signing.pem"
+    else:
+        raise SystemExit("give --config FILE, or --state DIR")
+    pinned = x509.load_pem_x509_certificate(signing_cert.read_bytes())
+    engine = db.connect(database_url)
+    try:
+        result = audit.verify(engine, trusted_signer=pinned)
+    finally:
+        engine.dispose()
+    if result.finding is not None:
+        print(f"AUDIT LOG BROKEN: {result.finding}")
+        return 1
+    print(
+        f"audit log intact: {result.entries} entries, "
+        f"{result.checkpoints} signed checkpoints"
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -376,6 +408,16 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--at-risk", action="store_true")
     watch.add_argument("--breached", action="store_true")
     watch.set_defaults(func=_deadlines)
+
+    audit_parser = commands.add_parser("audit", help="the tamper-evident audit log")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check the hash chain and the signed checkpoints"
+    )
+    verify.add_argument("--state", help="a development gateway's state folder")
+    verify.add_argument("--database-url", help="with --state: another database")
+    verify.add_argument("--config", help="a production gateway's configuration")
+    verify.set_defaults(func=_audit_verify)
 
     add_calendar_commands(commands)
     add_certs_command(commands)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, select
 
+from gateway import audit
 from gateway.errors import NotFoundError
 from gateway.sealing import DataKey, Tokenizer
 from gateway.store import schema
@@ -107,6 +108,17 @@ class GatewayCore:
         with self._lock:
             self._data_keys[batch_id] = key
         return key
+
+    def audit(
+        self,
+        connection: Connection,
+        actor: str,
+        action: str,
+        subject: str,
+        detail: str = "",
+    ) -> None:
+        """Write an audit entry in the caller's transaction (``gateway.audit``)."""
+        audit.append(connection, self.now(), actor, action, subject, detail)
 
     def remember_data_key(self, batch_id: str, key: DataKey) -> None:
         with self._lock:

@@ -235,6 +235,14 @@ def record_breaches(core: GatewayCore) -> int:
             )
             .values(breached_at=now)
         )
+        if result.rowcount:
+            core.audit(
+                connection,
+                core.signer.identity.org,
+                "deadlines.breached",
+                "deadlines",
+                f"newly_breached={result.rowcount}",
+            )
     return result.rowcount
 
 

@@ -342,6 +342,13 @@ def write_set(
         validity=dt.timedelta(hours=core.settings.set_validity_hours),
     )
     raw = envelope.SerializeToString()
+    core.audit(
+        connection,
+        core.signer.identity.org,
+        "set.signed",
+        set_id,
+        f"kind={kind.value} bank={bank_code} items={item_count} state={state.value}",
+    )
     connection.execute(
         insert(schema.exchange_sets).values(
             set_id=set_id,
@@ -415,6 +422,13 @@ def lease_sets(
                     .where(table.c.set_id == row.set_id)
                     .values(state=SetState.DEAD.value, lease_id=None)
                 )
+                core.audit(
+                    connection,
+                    core.signer.identity.org,
+                    "set.dead_letter",
+                    row.set_id,
+                    f"kind={kind.value} deliveries={row.deliveries}",
+                )
                 dead.append(row.set_id)
                 continue
             lease_id = secrets.token_hex(16)
@@ -432,6 +446,13 @@ def lease_sets(
                 row.sealed, _set_aad(row.set_id)
             )
             leased.append(Leased(row.set_id, kind, lease_id, expires, raw))
+            core.audit(
+                connection,
+                bank_code,
+                "set.leased",
+                row.set_id,
+                f"kind={kind.value} delivery={row.deliveries + 1}",
+            )
             _logger.info("set leased", extra={"set_id": row.set_id, "bank": bank_code})
     for set_id in dead:
         core.on_dead_letter(bank_code, kind.value)
@@ -457,6 +478,13 @@ def dead_letter(
             update(table)
             .where(table.c.set_id == set_id, table.c.bank_code == bank_code)
             .values(state=SetState.DEAD.value, lease_id=None)
+        )
+        core.audit(
+            connection,
+            core.signer.identity.org,
+            "set.dead_letter",
+            set_id,
+            f"kind={kind.value} reason={reason}",
         )
     core.on_dead_letter(bank_code, kind.value)
     _logger.error(
@@ -518,6 +546,7 @@ def acknowledge_set(
             .where(table.c.set_id == set_id)
             .values(state=SetState.ACKED.value, acknowledged_at=now)
         )
+        core.audit(connection, bank_code, "set.acknowledged", set_id)
     _logger.info("set acknowledged", extra={"set_id": set_id, "bank": bank_code})
     return now
 
@@ -654,6 +683,14 @@ def post_account_check_results(
             connection, check_set.set_id, RecordState.CHECKING, "check_set_id"
         )
         refresh_batch_state(connection, check_set.batch_id)
+        core.audit(
+            connection,
+            caller.org,
+            "checks.answered",
+            check_set.set_id,
+            f"confirmed={len(confirmed)} refused={len(refused)} "
+            f"repeated={duplicates} evidence={evidence_id}",
+        )
     accepted = len(confirmed) + len(refused)
     _logger.info(
         "account checks answered",
@@ -854,6 +891,14 @@ def record_results(
         )
         for batch_id in touched_batches:
             refresh_batch_state(connection, batch_id)
+        core.audit(
+            connection,
+            caller.org,
+            "results.recorded",
+            evidence_id,
+            f"accepted={accepted} repeated={duplicates} "
+            f"returned={len(returned)} sets={len(touched_sets)}",
+        )
     _logger.info(
         "results received",
         extra={

@@ -95,6 +95,13 @@ def record_release(
         freed = list(connection.execute(select(sets.c.set_id).where(*held)).scalars())
         connection.execute(update(sets).where(*held).values(state=SetState.READY.value))
         deadline_store.start_payment_clocks(core, connection, freed, when)
+        core.audit(
+            connection,
+            caller.org,
+            "funds.released",
+            batch_id,
+            f"released_at={when.isoformat()} sets={len(freed)}",
+        )
     return Release(
         batch_id, when, already_recorded=False, pay_by=pay_by(core.calendar, when)
     )

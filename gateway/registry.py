@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
+from gateway import audit
 from gateway.core import GatewayCore
 from gateway.errors import (
     ConflictError,
@@ -312,6 +313,9 @@ def _add_step(
     now: dt.datetime,
     note: str,
 ) -> None:
+    audit.append(
+        connection, now, caller.org, f"declaration.{state.lower()}", declaration_id
+    )
     steps = schema.declaration_steps
     number = connection.execute(
         select(func.count()).where(steps.c.declaration_id == declaration_id)

@@ -29,7 +29,15 @@ from sqlalchemy import select
 
 from connectors.file_gateway import FileDelivery
 from connectors.file_protocol import Style
-from gateway import deadline_store, exchange, funds, queries, registry, submission
+from gateway import (
+    audit,
+    deadline_store,
+    exchange,
+    funds,
+    queries,
+    registry,
+    submission,
+)
 from gateway.config import GatewayConfig
 from gateway.core import Clock, GatewayCore, Settings, utcnow
 from gateway.errors import InvalidArgumentError, PermissionDeniedError
@@ -281,6 +289,13 @@ class AdminServicer(services_pb2_grpc.AdminServiceServicer):
                 connection.execute(
                     table.insert().values(policy_code=policy.policy_code, **values)
                 )
+            self._core.audit(
+                connection,
+                peer_identity(context).org,
+                "policy.stored",
+                policy.policy_code,
+                f"period={policy.period_kind} max_amount_fen={policy.max_amount_fen}",
+            )
         _logger.info("policy stored", extra={"policy_code": policy.policy_code})
         return services_pb2.PutPolicyResponse(policy=policy)
 
@@ -314,6 +329,13 @@ class AdminServicer(services_pb2_grpc.AdminServiceServicer):
                     bank_code=request.bank_code,
                     connector=request.connector,
                 )
+            )
+            self._core.audit(
+                connection,
+                peer_identity(context).org,
+                "agent_bank.chosen",
+                f"{request.county}/{request.policy_code}",
+                f"bank={request.bank_code} connector={request.connector}",
             )
         _logger.info(
             "agent bank chosen",
@@ -433,8 +455,11 @@ class Gateway:
             while not self._stop.wait(60):
                 try:
                     deadline_store.record_breaches(self.core)
+                    audit.checkpoint(
+                        self.core.engine, self.core.signer, self.core.now()
+                    )
                 except Exception:
-                    _logger.exception("deadline watch failed; retrying")
+                    _logger.exception("housekeeping round failed; retrying")
 
         watcher = threading.Thread(
             target=watch_deadlines, name="deadlines", daemon=True
@@ -496,6 +521,10 @@ class Gateway:
     def stop(self, grace: float = 2.0) -> None:
         self._stop.set()
         self.server.stop(grace).wait()
+        try:
+            audit.checkpoint(self.core.engine, self.core.signer, self.core.now())
+        except Exception:
+            _logger.exception("could not sign the last audit checkpoint")
         self.core.engine.dispose()
 
     def wait(self) -> None:

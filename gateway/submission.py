@@ -555,6 +555,14 @@ def _store_new_batch(
         )
     )
     exchange.refresh_batch_state(connection, batch_id)
+    core.audit(
+        connection,
+        caller.org,
+        "batch.submitted",
+        batch_id,
+        f"records={count} rejected={rejected} total_fen={total} "
+        f"content={content_digest}",
+    )
     response = services_pb2.SubmitBatchResponse(
         batch_id=batch_id,
         state=batch_pb2.BATCH_STATE_VALIDATED,
