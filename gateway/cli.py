@@ -305,6 +305,72 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_of(args: argparse.Namespace) -> Any:
+    from gateway.config import GatewayConfig, dev_config
+
+    if args.config:
+        return GatewayConfig.from_toml(Path(args.config))
+    if args.state:
+        return dev_config(Path(args.state), "127.0.0.1:0", None, args.database_url)
+    raise SystemExit("give --config FILE, or --state DIR")
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    from gateway import retention
+    from gateway.server import open_core
+
+    core = open_core(_config_of(args))
+    try:
+        report = retention.run(core)
+    finally:
+        core.engine.dispose()
+    if report.skipped:
+        print("another gateway is running retention; nothing done")
+        return 0
+    print(f"batches wrapped under their retention epoch: {report.rewrapped}")
+    print(f"batches shredded: {report.shredded_batches}")
+    for epoch in report.destroyed_epochs:
+        print(f"destroyed key-encryption key {epoch}")
+    return 0
+
+
+def _disclose(args: argparse.Namespace) -> int:
+    from gateway.personal_data import write_public_notice
+    from gateway.server import open_core
+
+    core = open_core(_config_of(args))
+    out = Path(args.out or f"{args.batch}.notice.{args.format}")
+    try:
+        people = write_public_notice(
+            core,
+            args.batch,
+            out,
+            contact=args.contact,
+            department_org=args.department,
+            xlsx=args.format == "xlsx",
+        )
+    finally:
+        core.engine.dispose()
+    print(f"public notice of {people} people written to {out}")
+    return 0
+
+
+def _pii_scan(args: argparse.Namespace) -> int:
+    from gateway import pii_scan
+
+    values = pii_scan.sample_values(Path(args.samples))
+    print(
+        f"looking for {len(values.names)} names, {len(values.id_numbers)} ID "
+        f"numbers and {len(values.accounts)} account numbers"
+    )
+    hits = pii_scan.scan(Path(args.folder), values)
+    for hit in hits:
+        print(f"FOUND {hit.kind} ({hit.encoding}) in {hit.path}")
+    files = sum(1 for _ in pii_scan.files(Path(args.folder)))
+    print(f"files scanned: {files}; files with personal data in clear: {len(hits)}")
+    return 1 if hits else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -418,6 +484,40 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--database-url", help="with --state: another database")
     verify.add_argument("--config", help="a production gateway's configuration")
     verify.set_defaults(func=_audit_verify)
+
+    keep = commands.add_parser(
+        "retention", help="destroy the keys of batches past their retention"
+    )
+    keep_commands = keep.add_subparsers(dest="retention_command", required=True)
+    run = keep_commands.add_parser("run", help="one retention pass")
+    run.add_argument("--state", help="a development gateway's state folder")
+    run.add_argument("--database-url", help="with --state: another database")
+    run.add_argument("--config", help="a production gateway's configuration")
+    run.set_defaults(func=_retention_run)
+
+    disclose = commands.add_parser(
+        "disclose", help="the public notice (公示) of a batch's payments"
+    )
+    disclose.add_argument("--batch", required=True)
+    disclose.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    disclose.add_argument(
+        "--contact", required=True, help="the department's channel for questions"
+    )
+    disclose.add_argument(
+        "--department", required=True, help="the batch's department, e.g. 500154-NYNC"
+    )
+    disclose.add_argument("--out", help="default: BATCH.notice.FORMAT")
+    disclose.add_argument("--state", help="a development gateway's state folder")
+    disclose.add_argument("--database-url", help="with --state: another database")
+    disclose.add_argument("--config", help="a production gateway's configuration")
+    disclose.set_defaults(func=_disclose)
+
+    scan = commands.add_parser(
+        "pii-scan", help="search a folder for a sample set's personal data"
+    )
+    scan.add_argument("--samples", required=True, help="the sample set's folder")
+    scan.add_argument("folder", help="the folder to search, e.g. demo-out")
+    scan.set_defaults(func=_pii_scan)
 
     add_calendar_commands(commands)
     add_certs_command(commands)

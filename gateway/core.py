@@ -51,6 +51,11 @@ class Settings:
     # How many times a set is delivered without an acknowledgement before it
     # becomes a dead letter.
     max_deliveries: int = 20
+    # How long after a batch closed its personal data stays readable.
+    retention_days: int = 180
+    # Finance organisations that may unmask a record (a separate permission;
+    # every use is audited).
+    unmask_orgs: frozenset[str] = frozenset()
 
 
 def _ignore() -> None:
@@ -119,6 +124,11 @@ class GatewayCore:
     ) -> None:
         """Write an audit entry in the caller's transaction (``gateway.audit``)."""
         audit.append(connection, self.now(), actor, action, subject, detail)
+
+    def forget_data_keys(self) -> None:
+        """Drop every cached data key, after keys were destroyed."""
+        with self._lock:
+            self._data_keys.clear()
 
     def remember_data_key(self, batch_id: str, key: DataKey) -> None:
         with self._lock:

@@ -682,7 +682,7 @@ def post_account_check_results(
         _maybe_finish_set(
             connection, check_set.set_id, RecordState.CHECKING, "check_set_id"
         )
-        refresh_batch_state(connection, check_set.batch_id)
+        refresh_batch_state(connection, check_set.batch_id, now)
         core.audit(
             connection,
             caller.org,
@@ -890,7 +890,7 @@ def record_results(
             core, connection, [s for s in touched_sets if s], returned, now
         )
         for batch_id in touched_batches:
-            refresh_batch_state(connection, batch_id)
+            refresh_batch_state(connection, batch_id, now)
         core.audit(
             connection,
             caller.org,
@@ -1049,7 +1049,14 @@ def _maybe_finish_set(
         )
 
 
-def refresh_batch_state(connection: Connection, batch_id: str) -> None:
+def refresh_batch_state(
+    connection: Connection, batch_id: str, now: dt.datetime
+) -> None:
+    """Derive the batch's state from its records; note when it closed.
+
+    ``closed_at`` is set once, when the last record first reaches a final
+    state: the retention period runs from there.
+    """
     records = schema.records
     open_count = connection.execute(
         select(func.count()).where(
@@ -1065,11 +1072,16 @@ def refresh_batch_state(connection: Connection, batch_id: str) -> None:
     state = (
         "CLOSED" if open_count == 0 else ("IN_PAYMENT" if instructed else "VALIDATED")
     )
+    batches = schema.batches
     connection.execute(
-        update(schema.batches)
-        .where(schema.batches.c.batch_id == batch_id)
-        .values(state=state)
+        update(batches).where(batches.c.batch_id == batch_id).values(state=state)
     )
+    if state == "CLOSED":
+        connection.execute(
+            update(batches)
+            .where(batches.c.batch_id == batch_id, batches.c.closed_at.is_(None))
+            .values(closed_at=now)
+        )
 
 
 def _receipt(

@@ -59,6 +59,7 @@ AUTHORIZATION: dict[str, frozenset[Role]] = {
     "/ykt.v1.AdminService/SetAgentBank": frozenset({Role.FINANCE}),
     "/ykt.v1.AdminService/ListCertificates": frozenset({Role.FINANCE, Role.AUDITOR}),
     "/ykt.v1.AdminService/ListDeadlines": frozenset({Role.FINANCE, Role.AUDITOR}),
+    "/ykt.v1.AdminService/GetRecord": _READERS,
     "/ykt.v1.RegistryService/DeclareAccount": frozenset({Role.UNIT}),
     "/ykt.v1.RegistryService/ReviewDeclaration": frozenset({Role.UNIT}),
     "/ykt.v1.RegistryService/ConfirmDeclaration": frozenset({Role.FINANCE}),

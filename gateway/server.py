@@ -34,8 +34,10 @@ from gateway import (
     deadline_store,
     exchange,
     funds,
+    personal_data,
     queries,
     registry,
+    retention,
     submission,
 )
 from gateway.config import GatewayConfig
@@ -343,6 +345,13 @@ class AdminServicer(services_pb2_grpc.AdminServiceServicer):
         )
         return services_pb2.SetAgentBankResponse()
 
+    def GetRecord(  # noqa: N802
+        self, request: services_pb2.GetRecordRequest, context: Any
+    ) -> services_pb2.GetRecordResponse:
+        return personal_data.get_record(
+            self._core, peer_identity(context), request.record_id, request.unmask
+        )
+
     def ListDeadlines(  # noqa: N802
         self, request: services_pb2.ListDeadlinesRequest, context: Any
     ) -> services_pb2.ListDeadlinesResponse:
@@ -452,14 +461,18 @@ class Gateway:
         def watch_deadlines() -> None:
             # Idempotent on every replica: a breach is set once, by whoever
             # sees it first.
+            rounds = 0
             while not self._stop.wait(60):
                 try:
                     deadline_store.record_breaches(self.core)
                     audit.checkpoint(
                         self.core.engine, self.core.signer, self.core.now()
                     )
+                    if rounds % 60 == 0:  # hourly
+                        retention.run(self.core)
                 except Exception:
                     _logger.exception("housekeeping round failed; retrying")
+                rounds += 1
 
         watcher = threading.Thread(
             target=watch_deadlines, name="deadlines", daemon=True
@@ -558,6 +571,31 @@ def _metrics_for(
     return metrics
 
 
+def open_core(
+    config: GatewayConfig,
+    *,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+) -> GatewayCore:
+    """The gateway's store, keys and trust, migrated and ready; no server.
+
+    For ``build`` and for commands that work on the store directly
+    (``ykt retention run``).
+    """
+    engine = db.connect(config.database_url)
+    db.migrate(engine)
+    clock = clock or utcnow
+    return GatewayCore(
+        engine=engine,
+        keystore=LocalKeyStore(config.keys_directory),
+        trust=TrustStore(config.ca_bundle, config.crls, clock=clock),
+        signer=Signer.load(config.signing_cert, config.signing_key),
+        clock=clock,
+        settings=settings or Settings(),
+        calendar=WorkingCalendar.load(config.calendar_schedules),
+    )
+
+
 def build(
     config: GatewayConfig,
     *,
@@ -565,19 +603,8 @@ def build(
     clock: Clock | None = None,
 ) -> Gateway:
     """Open the store, migrate it, and bind the server (not yet started)."""
-    engine = db.connect(config.database_url)
-    db.migrate(engine)
-    clock = clock or utcnow
-    trust = TrustStore(config.ca_bundle, config.crls, clock=clock)
-    core = GatewayCore(
-        engine=engine,
-        keystore=LocalKeyStore(config.keys_directory),
-        trust=trust,
-        signer=Signer.load(config.signing_cert, config.signing_key),
-        clock=clock,
-        settings=settings or Settings(),
-        calendar=WorkingCalendar.load(config.calendar_schedules),
-    )
+    core = open_core(config, settings=settings, clock=clock)
+    trust = core.trust
     dev_ca = DevelopmentCA(config.dev_ca_directory) if config.dev_ca_directory else None
     metrics = _metrics_for(core, config, dev_ca)
 

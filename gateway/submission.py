@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from sqlalchemy import Connection, func, insert, select
 
-from gateway import exchange
+from gateway import exchange, retention
 from gateway.core import GATEWAY_AUDIENCE, GatewayCore
 from gateway.envelope import Opened, open_envelope
 from gateway.errors import (
@@ -75,13 +75,6 @@ class Policy:
 
 def record_id(batch_id: str, row: int) -> str:
     return f"{batch_id}.r{row}"
-
-
-def retention_epoch(batch_submitted: str) -> str:
-    # TODO: wrap data keys under the epoch in which the batch's retention
-    # ends, once batches close with a known date; until then every batch of a
-    # month shares that month's key-encryption key.
-    return batch_submitted
 
 
 class ContentDigest:
@@ -529,7 +522,7 @@ def _store_new_batch(
     sets.flush()
     kek_id, wrapped = core.keystore.wrap(
         data_key.key,
-        epoch=retention_epoch(now.strftime("%Y-%m")),
+        epoch=retention.open_epoch(now),
         context=batch_id.encode(),
     )
     connection.execute(
@@ -554,7 +547,7 @@ def _store_new_batch(
             state="VALIDATED",
         )
     )
-    exchange.refresh_batch_state(connection, batch_id)
+    exchange.refresh_batch_state(connection, batch_id, now)
     core.audit(
         connection,
         caller.org,

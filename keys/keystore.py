@@ -2,9 +2,14 @@
 
 Invariants and threats:
 - Batch content is encrypted with a per-batch data key (AES-256-GCM). The data
-  key is stored only wrapped by a key-encryption key (KEK) of a *retention
-  epoch*. Destroying an epoch's KEK makes every batch wrapped under it
-  unreadable, even from a database copy taken earlier (crypto-shredding).
+  key is stored only wrapped by a key-encryption key (KEK) of an *epoch*.
+  Destroying an epoch's KEK makes every batch wrapped under it unreadable,
+  even from a database copy taken earlier (crypto-shredding).
+- Two kinds of epoch: ``open-YYYY-MM`` wraps the batches submitted in that
+  month while they are open; ``until-YYYY-MM`` wraps closed batches whose
+  retention ends in that month (``gateway.retention`` moves each batch from
+  the first kind to the second when it closes, and destroys both kinds when
+  their time has come).
 - Matching never needs plaintext: the token key turns ID numbers and account
   numbers into keyed HMAC-SHA256 digests. Without the token key a digest
   cannot be tested against guessed ID numbers.
@@ -24,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keys.ca import write_private
 
-_EPOCH_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}$")
+_EPOCH_PATTERN = re.compile(r"^(open|until)-[0-9]{4}-[0-9]{2}$")
 
 
 class KeyShreddedError(Exception):
@@ -40,7 +45,13 @@ class KeyStore(Protocol):
 
     def token_key(self) -> bytes: ...
 
-    def shred(self, epoch: str) -> None: ...
+    def epochs(self) -> list[str]:
+        """The epochs whose KEK still exists."""
+        ...
+
+    def shred(self, epoch: str) -> None:
+        """DANGEROUS: destroy the epoch's KEK, and with it every batch under it."""
+        ...
 
 
 class LocalKeyStore:
@@ -81,6 +92,10 @@ class LocalKeyStore:
         if not path.exists():
             write_private(path, secrets.token_bytes(32))
         return path.read_bytes()
+
+    def epochs(self) -> list[str]:
+        found = (p.stem.removeprefix("kek-") for p in self.directory.glob("kek-*.key"))
+        return sorted(epoch for epoch in found if _EPOCH_PATTERN.match(epoch))
 
     def shred(self, epoch: str) -> None:
         path = self._kek_path(f"kek-{epoch}")

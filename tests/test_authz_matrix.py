@@ -119,6 +119,7 @@ TABLE: dict[str, dict[str, tuple[Expectation, ...]]] = {
         "SetAgentBank":       (PD, PD, OK, PD, PD, PD,  UV, UV, UA, UV,  PD),
         "ListCertificates":   (PD, PD, OK, PD, OK, PD,  UV, UV, UA, UV,  OK),
         "ListDeadlines":      (PD, PD, OK, PD, OK, PD,  UV, UV, UA, UV,  OK),
+        "GetRecord":          (OK, PD, OK, PD, OK, PD,  UV, UV, UA, UV,  NF),
     },
     "ykt.v1.RegistryService": {
         "DeclareAccount":     (PD, PD, PD, OK, PD, PD,  UV, UV, UA, UV,  OK),

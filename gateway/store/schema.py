@@ -153,6 +153,8 @@ batches = Table(
     # Mutable.
     Column("state", String(16), nullable=False),
     Column("closed_at", Timestamp),
+    # Set when the batch's keys were destroyed at the end of its retention.
+    Column("shredded_at", Timestamp),
     UniqueConstraint("department_org", "policy_code", "period", "content_digest"),
 )
 

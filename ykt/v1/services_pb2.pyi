@@ -1256,3 +1256,84 @@ class GetDeclarationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDeclarationResponse: _TypeAlias = GetDeclarationResponse  # noqa: Y015
+
+@_typing.final
+class GetRecordRequest(_message.Message):
+    """GetRecordRequest names a record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    UNMASK_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    unmask: _builtins.bool
+    """Ask for the personal data in clear. Needs the unmask permission."""
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        unmask: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_id", b"record_id", "unmask", b"unmask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRecordRequest: _TypeAlias = GetRecordRequest  # noqa: Y015
+
+@_typing.final
+class GetRecordResponse(_message.Message):
+    """GetRecordResponse is one record as the caller may see it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    ROW_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    MASKED_FIELD_NUMBER: _builtins.int
+    SHREDDED_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    batch_id: _builtins.str
+    row: _builtins.int
+    outcome: _batch_pb2.Outcome.ValueType
+    amount_fen: _builtins.int
+    name: _builtins.str
+    id_number: _builtins.str
+    account_number: _builtins.str
+    masked: _builtins.bool
+    """False only when the personal data above is in clear."""
+    shredded: _builtins.bool
+    """True once the batch's keys were destroyed at the end of its retention:
+    the personal data is gone for good.
+    """
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[_batch_pb2.Reason]: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        row: _builtins.int = ...,
+        outcome: _batch_pb2.Outcome.ValueType = ...,
+        reasons: _abc.Iterable[_batch_pb2.Reason] | None = ...,
+        amount_fen: _builtins.int = ...,
+        name: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        masked: _builtins.bool = ...,
+        shredded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "amount_fen", b"amount_fen", "batch_id", b"batch_id", "id_number", b"id_number", "masked", b"masked", "name", b"name", "outcome", b"outcome", "reasons", b"reasons", "record_id", b"record_id", "row", b"row", "shredded", b"shredded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRecordResponse: _TypeAlias = GetRecordResponse  # noqa: Y015

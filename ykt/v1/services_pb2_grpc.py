@@ -610,6 +610,11 @@ class AdminServiceStub:
                 request_serializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesRequest.SerializeToString,
                 response_deserializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesResponse.FromString,
                 _registered_method=True)
+        self.GetRecord = channel.unary_unary(
+                '/ykt.v1.AdminService/GetRecord',
+                request_serializer=ykt_dot_v1_dot_services__pb2.GetRecordRequest.SerializeToString,
+                response_deserializer=ykt_dot_v1_dot_services__pb2.GetRecordResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -651,6 +656,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecord(self, request, context):
+        """One record with its personal data, masked for the caller's audience. A
+        department sees its own records in clear; finance may unmask one record
+        with the unmask permission; every read is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -678,6 +692,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListDeadlines,
                     request_deserializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesRequest.FromString,
                     response_serializer=ykt_dot_v1_dot_services__pb2.ListDeadlinesResponse.SerializeToString,
+            ),
+            'GetRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecord,
+                    request_deserializer=ykt_dot_v1_dot_services__pb2.GetRecordRequest.FromString,
+                    response_serializer=ykt_dot_v1_dot_services__pb2.GetRecordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -816,6 +835,33 @@ class AdminService:
             '/ykt.v1.AdminService/ListDeadlines',
             ykt_dot_v1_dot_services__pb2.ListDeadlinesRequest.SerializeToString,
             ykt_dot_v1_dot_services__pb2.ListDeadlinesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ykt.v1.AdminService/GetRecord',
+            ykt_dot_v1_dot_services__pb2.GetRecordRequest.SerializeToString,
+            ykt_dot_v1_dot_services__pb2.GetRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

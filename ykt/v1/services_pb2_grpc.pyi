@@ -227,6 +227,11 @@ class AdminServiceStub:
     """Lists the certificates the gateway knows, with expiry and revocation."""
     ListDeadlines: _grpc.UnaryUnaryMultiCallable[_services_pb2.ListDeadlinesRequest, _services_pb2.ListDeadlinesResponse]
     """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors."""
+    GetRecord: _grpc.UnaryUnaryMultiCallable[_services_pb2.GetRecordRequest, _services_pb2.GetRecordResponse]
+    """One record with its personal data, masked for the caller's audience. A
+    department sees its own records in clear; finance may unmask one record
+    with the unmask permission; every read is audited.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -243,6 +248,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Lists the certificates the gateway knows, with expiry and revocation."""
     ListDeadlines: _aio.UnaryUnaryMultiCallable[_services_pb2.ListDeadlinesRequest, _services_pb2.ListDeadlinesResponse]  # type: ignore[assignment]
     """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors."""
+    GetRecord: _aio.UnaryUnaryMultiCallable[_services_pb2.GetRecordRequest, _services_pb2.GetRecordResponse]  # type: ignore[assignment]
+    """One record with its personal data, masked for the caller's audience. A
+    department sees its own records in clear; finance may unmask one record
+    with the unmask permission; every read is audited.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService is for the finance bureau, implementing units and auditors."""
@@ -286,6 +296,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_services_pb2.ListDeadlinesResponse, _abc.Awaitable[_services_pb2.ListDeadlinesResponse]]:
         """Lists payment and reporting deadlines (Art. 19-22). Finance and auditors."""
+
+    @_abc_1.abstractmethod
+    def GetRecord(
+        self,
+        request: _services_pb2.GetRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_services_pb2.GetRecordResponse, _abc.Awaitable[_services_pb2.GetRecordResponse]]:
+        """One record with its personal data, masked for the caller's audience. A
+        department sees its own records in clear; finance may unmask one record
+        with the unmask permission; every read is audited.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
