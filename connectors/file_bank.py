@@ -87,6 +87,10 @@ class FileBankRunner:
         self._clock = clock
         self.bank_code = signer.identity.org
         self._folders = BankFolders(root, self.bank_code).create()
+        # This runner is the only writer of from-bank: a temporary file there
+        # is a write a crash interrupted, and will never be completed.
+        for stale in self._folders.from_bank.glob(f".*{exchange_files.TEMP_SUFFIX}"):
+            stale.unlink()
 
     def run_once(self) -> int:
         moved = 0

@@ -167,6 +167,7 @@ def _bank_simulate(args: argparse.Namespace) -> int:
             core,
             credentials.signer(),
             trust,
+            faults=faults,
         )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

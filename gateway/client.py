@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,7 @@ def chunk_records(
         yield chunk.SerializeToString()
 
 
-def _signed_batch(
+def _manifest(
     signer: Signer,
     *,
     batch_id: str,
@@ -151,31 +152,135 @@ def _signed_batch(
     department: str,
     policy_code: str,
     period: str,
-    records: list[batch_pb2.PaymentRecord],
+    record_count: int,
+    total_amount_fen: int,
+    chunk_sha256: list[bytes],
     source_file: str,
     now: dt.datetime | None,
     dry_run: bool,
-) -> tuple[envelope_pb2.SignedEnvelope, list[bytes]]:
-    chunks = list(chunk_records(records))
+) -> envelope_pb2.SignedEnvelope:
     manifest = batch_pb2.BatchManifest(
         county=county,
         department=department,
         policy_code=policy_code,
         period=period,
-        record_count=len(records),
-        total_amount_fen=sum(parse_amount_fen(r.amount) or 0 for r in records),
-        chunk_sha256=[hashlib.sha256(c).digest() for c in chunks],
+        record_count=record_count,
+        total_amount_fen=total_amount_fen,
+        chunk_sha256=chunk_sha256,
         source_file=source_file,
         dry_run=dry_run,
     )
-    envelope = seal(
+    return seal(
         signer,
         manifest,
         audience=GATEWAY_AUDIENCE,
         subject_id=batch_id,
         now=now or dt.datetime.now(dt.UTC),
     )
+
+
+def _signed_batch(
+    signer: Signer,
+    *,
+    records: list[batch_pb2.PaymentRecord],
+    dry_run: bool,
+    **heading: Any,
+) -> tuple[envelope_pb2.SignedEnvelope, list[bytes]]:
+    chunks = list(chunk_records(records))
+    envelope = _manifest(
+        signer,
+        record_count=len(records),
+        total_amount_fen=sum(parse_amount_fen(r.amount) or 0 for r in records),
+        chunk_sha256=[hashlib.sha256(c).digest() for c in chunks],
+        dry_run=dry_run,
+        **heading,
+    )
     return envelope, chunks
+
+
+class SpooledBatch:
+    """A batch's chunks, serialised once into a temporary file.
+
+    The manifest declares every chunk's digest before the first chunk goes,
+    so a batch is read twice: once to digest, once to send. Spooling the
+    serialised chunks to disk does both with one parse of the department
+    file and memory that stays flat, whatever the batch's size.
+    """
+
+    def __init__(
+        self,
+        records: Iterable[batch_pb2.PaymentRecord],
+        *,
+        size: int = CHUNK_RECORDS,
+        directory: Path | None = None,
+    ) -> None:
+        # Closed by close() or the context manager; the file has no name.
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
+        self.chunk_sha256: list[bytes] = []
+        self.record_count = 0
+        self.total_amount_fen = 0
+
+        def counted() -> Iterator[batch_pb2.PaymentRecord]:
+            for record in records:
+                self.record_count += 1
+                self.total_amount_fen += parse_amount_fen(record.amount) or 0
+                yield record
+
+        for chunk in chunk_records(counted(), size):
+            self.chunk_sha256.append(hashlib.sha256(chunk).digest())
+            self._file.write(len(chunk).to_bytes(4, "big"))
+            self._file.write(chunk)
+        self._file.flush()
+
+    def chunks(self) -> Iterator[bytes]:
+        self._file.seek(0)
+        for _ in self.chunk_sha256:
+            length = int.from_bytes(self._file.read(4), "big")
+            yield self._file.read(length)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SpooledBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def spooled_submission(
+    signer: Signer,
+    spool: SpooledBatch,
+    *,
+    batch_id: str,
+    county: str,
+    department: str,
+    policy_code: str,
+    period: str,
+    source_file: str = "",
+    now: dt.datetime | None = None,
+) -> Iterator[services_pb2.SubmitBatchRequest]:
+    """The signed manifest, then the spooled chunks, as a stream."""
+    yield services_pb2.SubmitBatchRequest(
+        manifest=_manifest(
+            signer,
+            batch_id=batch_id,
+            county=county,
+            department=department,
+            policy_code=policy_code,
+            period=period,
+            record_count=spool.record_count,
+            total_amount_fen=spool.total_amount_fen,
+            chunk_sha256=spool.chunk_sha256,
+            source_file=source_file,
+            now=now,
+            dry_run=False,
+        )
+    )
+    for index, chunk in enumerate(spool.chunks()):
+        yield services_pb2.SubmitBatchRequest(
+            chunk=batch_pb2.RecordChunk(index=index, records=chunk)
+        )
 
 
 R = TypeVar("R", services_pb2.SubmitBatchRequest, services_pb2.ValidateBatchRequest)

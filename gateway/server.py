@@ -529,7 +529,7 @@ class Gateway:
                 self._threads.append(thread)
                 serving.add(bank_code)
                 _logger.info("serving a file-connected bank", extra={"bank": bank_code})
-            self._stop.wait(30)
+            self._stop.wait(5)
 
     def stop(self, grace: float = 2.0) -> None:
         self._stop.set()
