@@ -372,6 +372,12 @@ def _pii_scan(args: argparse.Namespace) -> int:
     return 1 if hits else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from gateway.bench import run_bench
+
+    return run_bench(args.records, Path(args.out))
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -519,6 +525,15 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--samples", required=True, help="the sample set's folder")
     scan.add_argument("folder", help="the folder to search, e.g. demo-out")
     scan.set_defaults(func=_pii_scan)
+
+    bench = commands.add_parser(
+        "bench", help="a batch of N records through the real path, with its ceiling"
+    )
+    bench.add_argument("--records", type=int, default=100_000)
+    bench.add_argument(
+        "--out", default="bench-out", help="work folder, emptied at the start"
+    )
+    bench.set_defaults(func=_bench)
 
     add_calendar_commands(commands)
     add_certs_command(commands)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from gateway import deadline_store
 from gateway.core import GATEWAY_AUDIENCE, GatewayCore
@@ -51,6 +51,8 @@ from ykt.v1 import envelope_pb2, exchange_pb2
 _logger = logging.getLogger(__name__)
 
 _CHECK = exchange_pb2
+# Ids per IN clause: well under SQLite's bound on parameters.
+IN_BATCH = 2000
 CHECK_STATUS_REASONS: dict[int, ReasonCode | None] = {
     exchange_pb2.ACCOUNT_CHECK_STATUS_CONFIRMED: None,
     exchange_pb2.ACCOUNT_CHECK_STATUS_NOT_FOUND: ReasonCode.ACCOUNT_NOT_FOUND,
@@ -170,54 +172,78 @@ class CheckSetBuilder:
     def current_set_id(self) -> str:
         return f"{self._batch_id}.c{self._number}"
 
-    def add(self, record_id: str, verdict: Verdict) -> Routed:
-        """Queue an accepted record; say where it went."""
-        holder_name, holder_id = verdict.name, verdict.id_number
-        if verdict.proxy_id_number:
-            # Art. 13: the account belongs to the registered proxy.
-            holder_name, holder_id = verdict.proxy_name, verdict.proxy_id_number
-        # The bank checks the name as well as the ID number, so a confirmation
-        # is reused only for the same account, ID number and name.
-        holder = self._core.tokenizer.holder(holder_id, holder_name)
-        assert verdict.account is not None
-        assert verdict.amount_fen is not None
+    def add_all(self, accepted: Sequence[tuple[str, Verdict]]) -> dict[str, Routed]:
+        """Route accepted records; say where each went, by record id.
 
-        if self._recently_confirmed(verdict.account, holder):
-            set_id = self._instructions.add(
-                Payment(
-                    record_id, holder_name, verdict.account_number, verdict.amount_fen
+        The bank's recent confirmations for the whole list are read with one
+        query per ``IN_BATCH`` records.
+        """
+        holders = []
+        for record_id, verdict in accepted:
+            holder_name, holder_id = verdict.name, verdict.id_number
+            if verdict.proxy_id_number:
+                # Art. 13: the account belongs to the registered proxy.
+                holder_name, holder_id = verdict.proxy_name, verdict.proxy_id_number
+            assert verdict.account is not None
+            assert verdict.amount_fen is not None
+            # The bank checks the name as well as the ID number, so a
+            # confirmation is reused only for the same account, ID and name.
+            key = (verdict.account, self._core.tokenizer.holder(holder_id, holder_name))
+            holders.append((record_id, verdict, holder_name, holder_id, key))
+        confirmed = self._recently_confirmed([key for *_, key in holders])
+
+        routes: dict[str, Routed] = {}
+        for record_id, verdict, holder_name, holder_id, key in holders:
+            if key in confirmed:
+                set_id = self._instructions.add(
+                    Payment(
+                        record_id,
+                        holder_name,
+                        verdict.account_number,
+                        verdict.amount_fen or 0,
+                    )
+                )
+                routes[record_id] = Routed(
+                    RecordState.INSTRUCTED, instruction_set_id=set_id
+                )
+                continue
+            self._pending.append(
+                exchange_pb2.AccountCheck(
+                    check_id=record_id,
+                    holder_name=holder_name,
+                    holder_id_number=holder_id,
+                    account_number=verdict.account_number,
                 )
             )
-            return Routed(RecordState.INSTRUCTED, instruction_set_id=set_id)
-
-        self._pending.append(
-            exchange_pb2.AccountCheck(
-                check_id=record_id,
-                holder_name=holder_name,
-                holder_id_number=holder_id,
-                account_number=verdict.account_number,
+            routes[record_id] = Routed(
+                RecordState.CHECKING, check_set_id=self.current_set_id
             )
-        )
-        set_id = self.current_set_id
-        if len(self._pending) >= self._core.settings.set_size:
-            self._write()
-        return Routed(RecordState.CHECKING, check_set_id=set_id)
+            if len(self._pending) >= self._core.settings.set_size:
+                self._write()
+        return routes
 
     def flush(self) -> None:
         if self._pending:
             self._write()
         self._instructions.flush()
 
-    def _recently_confirmed(self, account: bytes, holder: bytes) -> bool:
+    def _recently_confirmed(
+        self, pairs: Sequence[tuple[bytes, bytes]]
+    ) -> set[tuple[bytes, bytes]]:
+        """The (account, holder) pairs the bank confirmed and that still hold."""
         table = schema.account_verifications
-        row = self._connection.execute(
-            select(table.c.expires_at).where(
-                table.c.bank_code == self._bank_code,
-                table.c.account_digest == account,
-                table.c.holder_digest == holder,
+        found: set[tuple[bytes, bytes]] = set()
+        accounts = list({account for account, _ in pairs})
+        for start in range(0, len(accounts), IN_BATCH):
+            rows = self._connection.execute(
+                select(table.c.account_digest, table.c.holder_digest).where(
+                    table.c.bank_code == self._bank_code,
+                    table.c.account_digest.in_(accounts[start : start + IN_BATCH]),
+                    table.c.expires_at > self._now,
+                )
             )
-        ).one_or_none()
-        return row is not None and row.expires_at > self._now
+            found.update((row.account_digest, row.holder_digest) for row in rows)
+        return found
 
     def _write(self) -> None:
         message = exchange_pb2.AccountCheckSet(bank_code=self._bank_code)
@@ -766,24 +792,39 @@ def _remember_confirmations(
     wanted = set(confirmed)
     table = schema.account_verifications
     expires = now + dt.timedelta(hours=core.settings.verification_ttl_hours)
-    for check in checks.checks:
-        if check.check_id not in wanted:
-            continue
-        key = {
-            "bank_code": check_set.bank_code,
-            "account_digest": core.tokenizer.account(check.account_number),
-            "holder_digest": core.tokenizer.holder(
+    keys = [
+        {
+            "b_bank": check_set.bank_code,
+            "b_account": core.tokenizer.account(check.account_number),
+            "b_holder": core.tokenizer.holder(
                 check.holder_id_number, check.holder_name
             ),
         }
-        connection.execute(
-            delete(table).where(
-                *(table.c[name] == value for name, value in key.items())
-            )
-        )
-        connection.execute(
-            insert(table).values(**key, verified_at=now, expires_at=expires)
-        )
+        for check in checks.checks
+        if check.check_id in wanted
+    ]
+    # Replace any earlier confirmation of the same account and holder.
+    connection.execute(
+        delete(table).where(
+            table.c.bank_code == bindparam("b_bank"),
+            table.c.account_digest == bindparam("b_account"),
+            table.c.holder_digest == bindparam("b_holder"),
+        ),
+        keys,
+    )
+    connection.execute(
+        insert(table),
+        [
+            {
+                "bank_code": key["b_bank"],
+                "account_digest": key["b_account"],
+                "holder_digest": key["b_holder"],
+                "verified_at": now,
+                "expires_at": expires,
+            }
+            for key in keys
+        ],
+    )
 
 
 def post_results(
@@ -829,6 +870,9 @@ def record_results(
         accepted = duplicates = 0
         touched_batches: set[str] = set()
         returned: list[tuple[str, str, str, dt.datetime]] = []
+        new_results: list[dict[str, object]] = []
+        transitions: dict[tuple[RecordState, str], list[str]] = {}
+        released: list[str] = []
         for result in results:
             new_state = RESULT_STATES.get(result.status)
             if new_state is None:
@@ -850,23 +894,23 @@ def record_results(
                 raise InvalidArgumentError(
                     "a failed or returned result needs a reason code"
                 )
-            connection.execute(
-                insert(schema.results).values(
-                    instruction_id=result.instruction_id,
-                    status=new_state.value,
-                    reason_code=result.reason_code,
-                    bank_reference=result.bank_reference[:64],
-                    completed_at=result.completed_at.ToDatetime(tzinfo=dt.UTC),
-                    result_set_id=evidence_id,
-                    received_at=now,
-                )
+            new_results.append(
+                {
+                    "instruction_id": result.instruction_id,
+                    "status": new_state.value,
+                    "reason_code": result.reason_code,
+                    "bank_reference": result.bank_reference[:64],
+                    "completed_at": result.completed_at.ToDatetime(tzinfo=dt.UTC),
+                    "result_set_id": evidence_id,
+                    "received_at": now,
+                }
             )
             reasons = "" if new_state is RecordState.PAID else result.reason_code
-            _set_state(
-                connection, [result.instruction_id], new_state, now, reasons=reasons
+            transitions.setdefault((new_state, reasons), []).append(
+                result.instruction_id
             )
             if new_state in RELEASED_STATES:
-                _release_claims(connection, [result.instruction_id])
+                released.append(result.instruction_id)
             if new_state is RecordState.RETURNED:
                 returned.append(
                     (
@@ -877,8 +921,24 @@ def record_results(
                     )
                 )
             states[result.instruction_id] = (new_state, set_id)
+            known[(result.instruction_id, new_state.value)] = result.bank_reference[:64]
             touched_batches.add(delivered[set_id])
             accepted += 1
+
+        # All checked: now write, a statement per kind of change.
+        if new_results:
+            connection.execute(insert(schema.results), new_results)
+        for (new_state, reasons), record_ids in transitions.items():
+            for start in range(0, len(record_ids), IN_BATCH):
+                _set_state(
+                    connection,
+                    record_ids[start : start + IN_BATCH],
+                    new_state,
+                    now,
+                    reasons=reasons,
+                )
+        for start in range(0, len(released), IN_BATCH):
+            _release_claims(connection, released[start : start + IN_BATCH])
 
         touched_sets = {states[i][1] for i in ids if states.get(i)} - {None}
         for set_id in touched_sets:

@@ -1332,3 +1332,96 @@ def _pin_zip(raw: bytes) -> bytes:
             pinned.compress_type = zipfile.ZIP_DEFLATED
             target.writestr(pinned, data)
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------
+# One large, clean batch for the benchmark (``ykt bench``).
+
+BENCH_FILE = "bench.csv"
+
+
+def write_bench_set(out: Path, records: int, *, seed: int = 2026) -> Path:
+    """A reference set and one department file of ``records`` clean records.
+
+    Everyone is registered, with a normal account, so every record should be
+    paid: the benchmark measures the full path, not the refusals. Written
+    row by row; only the sets that keep ID and account numbers unique grow
+    with ``records``.
+    """
+    world = _World(seed)
+    out = Path(out)
+    for folder in ("registry", "lists", "banks", "batches"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    _write_reference(out)
+    for name in LIST_NAMES:
+        _write_csv(out / "lists" / f"{name}.csv", ("id_number",), [])
+
+    ledgers = {
+        bank: (out / "banks" / f"{bank}.csv").open("w", newline="", encoding="utf-8")
+        for bank, _, _ in _BANKS
+    }
+    writers = {bank: csv.writer(handle) for bank, handle in ledgers.items()}
+    for writer in writers.values():
+        writer.writerow(
+            (
+                "account",
+                "holder_name",
+                "holder_id_number",
+                "status",
+                "status_at_payment",
+            )
+        )
+    with (
+        (out / "registry" / "accounts.csv").open(
+            "w", newline="", encoding="utf-8"
+        ) as registry_file,
+        (out / "batches" / BENCH_FILE).open(
+            "w", newline="", encoding="utf-8"
+        ) as batch_file,
+    ):
+        registry = csv.writer(registry_file)
+        registry.writerow(
+            (
+                "id_number",
+                "name",
+                "bank",
+                "account",
+                "account_kind",
+                "proxy_name",
+                "proxy_id_number",
+            )
+        )
+        batch = csv.writer(batch_file)
+        batch.writerow(_FAMILY_HEADER)
+        for row in range(1, records + 1):
+            person = world.person("500154", _WORKING_AGE)
+            account = world.account()
+            registry.writerow(
+                (
+                    person.id_number,
+                    person.name,
+                    account.bank,
+                    account.number,
+                    account.kind,
+                    "",
+                    "",
+                )
+            )
+            writers[account.bank].writerow(
+                (account.number, person.name, person.id_number, _NORMAL, _NORMAL)
+            )
+            fen = world.rng.randint(5000, 150000)
+            amount = f"{fen // 100}.{fen % 100:02d}"
+            batch.writerow(
+                (
+                    row,
+                    person.name,
+                    person.id_number,
+                    amount,
+                    _BANK_NAMES[account.bank],
+                    account.number,
+                )
+            )
+    for handle in ledgers.values():
+        handle.close()
+    return out / "batches" / BENCH_FILE

@@ -48,7 +48,7 @@ from gateway.lookups import StoreLookups
 from gateway.normalize import parse_amount_fen
 from gateway.queries import reasons_of
 from gateway.reasons import ReasonCode
-from gateway.rules import BatchChecker, PolicyRules, Verdict
+from gateway.rules import DECEASED_LIST, BatchChecker, PolicyRules, Verdict
 from gateway.sealing import DataKey
 from gateway.states import BATCH_STATES, RELEASED_STATES, RecordState
 from gateway.store import schema
@@ -229,13 +229,23 @@ def validate_batch(
     manifest = head.manifest
     count = total = 0
     with core.engine.connect() as connection:
-        lookups = StoreLookups(connection, core.tokenizer)
+        lookups = StoreLookups(
+            connection,
+            core.tokenizer,
+            policy_code=head.policy.code,
+            period=manifest.period,
+        )
         checker = BatchChecker(
             head.policy.rules, manifest.period, lookups, core.now().date()
         )
         corrections = CorrectionChecker(connection, caller, head.policy, manifest)
         try:
             for _index, _raw, records in _verified_chunks(stream, manifest):
+                lookups.prefetch(
+                    [r.id_number for r in records.records]
+                    + [r.proxy_id_number for r in records.records],
+                    _list_names(head.policy),
+                )
                 for record in records.records:
                     count += 1
                     total += _declared_amount(record.amount)
@@ -419,6 +429,15 @@ def _verified_chunks(
         raise ChunkError("fewer chunks arrived than the manifest declares")
 
 
+REJECTED = exchange.Routed(RecordState.REJECTED)
+
+
+def _list_names(policy: Policy) -> list[str]:
+    """The reference lists the policy's checks consult."""
+    names = [DECEASED_LIST, policy.rules.requires_list, policy.rules.excludes_list]
+    return [name for name in names if name]
+
+
 def _declared_amount(text: str) -> int:
     fen = parse_amount_fen(text)
     return 0 if fen is None else fen
@@ -443,7 +462,9 @@ def _store_new_batch(
     policy, bank_code = head.policy, head.bank_code
     now = core.now()
     data_key = DataKey.generate()
-    lookups = StoreLookups(connection, core.tokenizer)
+    lookups = StoreLookups(
+        connection, core.tokenizer, policy_code=policy.code, period=manifest.period
+    )
     checker = BatchChecker(policy.rules, manifest.period, lookups, now.date())
     corrections = CorrectionChecker(connection, caller, policy, manifest)
     digest = ContentDigest(manifest)
@@ -455,7 +476,9 @@ def _store_new_batch(
     )
     count = total = rejected = 0
 
-    # 3. Chunk by chunk: seal the verified bytes, check every record.
+    # 3. Chunk by chunk: seal the verified bytes, check every record, route
+    #    the accepted ones; the store is asked once per table per chunk.
+    list_names = _list_names(policy)
     for index, raw, records in chunks:
         connection.execute(
             insert(schema.batch_chunks).values(
@@ -465,20 +488,29 @@ def _store_new_batch(
                 sealed=data_key.seal(raw, f"{batch_id}:chunk:{index}".encode()),
             )
         )
-        rows = []
+        lookups.prefetch(
+            [r.id_number for r in records.records]
+            + [r.proxy_id_number for r in records.records if r.proxy_id_number],
+            list_names,
+        )
+        checked = []
         for record in records.records:
             digest.add(record)
             count += 1
             total += _declared_amount(record.amount)
             verdict = _check_record(checker, corrections, record)
             rid = record_id(batch_id, record.row)
-            routed = exchange.Routed(RecordState.REJECTED)
             if verdict.accepted:
                 assert verdict.person is not None
                 lookups.claim(verdict.person, policy.code, manifest.period, rid)
-                routed = sets.add(rid, verdict)
             else:
                 rejected += 1
+            checked.append((record, rid, verdict))
+        lookups.flush_claims()
+        routes = sets.add_all([(rid, v) for _, rid, v in checked if v.accepted])
+        rows = []
+        for record, rid, verdict in checked:
+            routed = routes.get(rid, REJECTED)
             rows.append(
                 {
                     "record_id": rid,
