@@ -1117,20 +1117,28 @@ def refresh_batch_state(
     ``closed_at`` is set once, when the last record first reaches a final
     state: the retention period runs from there.
     """
-    records = schema.records
-    open_count = connection.execute(
-        select(func.count()).where(
+    # Existence, not counts: each is one probe of an index, however large
+    # the batch, so refreshing after every set stays cheap.
+    records, sets = schema.records, schema.exchange_sets
+    still_open = connection.execute(
+        select(records.c.record_id)
+        .where(
             records.c.batch_id == batch_id,
-            records.c.state.not_in([s.value for s in FINAL_STATES]),
+            records.c.state.in_(
+                [s.value for s in RecordState if s not in FINAL_STATES]
+            ),
         )
-    ).scalar_one()
+        .limit(1)
+    ).first()
     instructed = connection.execute(
-        select(func.count()).where(
-            records.c.batch_id == batch_id, records.c.instruction_set_id.is_not(None)
-        )
-    ).scalar_one()
+        select(sets.c.set_id)
+        .where(sets.c.batch_id == batch_id, sets.c.kind == SetKind.INSTRUCTION.value)
+        .limit(1)
+    ).first()
     state = (
-        "CLOSED" if open_count == 0 else ("IN_PAYMENT" if instructed else "VALIDATED")
+        "CLOSED"
+        if still_open is None
+        else ("IN_PAYMENT" if instructed is not None else "VALIDATED")
     )
     batches = schema.batches
     connection.execute(

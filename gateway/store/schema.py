@@ -189,6 +189,7 @@ records = Table(
     Index("ix_records_check_set", "check_set_id"),
     Index("ix_records_instruction_set", "instruction_set_id"),
     Index("ix_records_corrects", "corrects_record_id"),
+    Index("ix_records_batch_state", "batch_id", "state"),
 )
 
 claims = Table(
@@ -220,6 +221,7 @@ exchange_sets = Table(
     Column("deliveries", Integer, nullable=False),
     Column("acknowledged_at", Timestamp),
     Index("ix_exchange_sets_pull", "bank_code", "kind", "state"),
+    Index("ix_exchange_sets_batch", "batch_id", "kind"),
 )
 
 evidence = Table(
