@@ -177,6 +177,7 @@ def run_bench(records: int, out: Path) -> int:
         started = time.perf_counter()
         _wait(lambda: _count_in(engine, RecordState.INSTRUCTED) == 0)
         report.stages.append(Stage("report", time.perf_counter() - started, records))
+        paid = _count_in(engine, RecordState.PAID)
         report.peak_rss_mib["gateway"] = _peak_rss_of(gateway.pid)
         report.peak_rss_mib["bank"] = _peak_rss_of(bank.pid)
     finally:
@@ -191,6 +192,9 @@ def run_bench(records: int, out: Path) -> int:
     )
     spool.close()
     _print(report)
+    if paid != records:
+        print(f"NOT ALL PAID: {paid} of {records}; the figures above are void")
+        return 1
     return 0
 
 
