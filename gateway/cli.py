@@ -181,6 +181,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     from gateway import validate
     from gateway.files import FileFormatError, read_department_file
+    from gateway.reasons import MESSAGES_ZH, ReasonCode
     from gateway.reference import policy_rules
 
     path = Path(args.file)
@@ -208,7 +209,9 @@ def _validate(args: argparse.Namespace) -> int:
     counts = report.counts()
     width = max((len(code) for code in counts), default=0)
     for code, count in sorted(counts.items(), key=lambda item: -item[1]):
-        print(f"{code:<{width}}  {count}")
+        known = code in ReasonCode.__members__
+        message = MESSAGES_ZH[ReasonCode(code)] if known else ""
+        print(f"{code:<{width}}  {count:>7}  {message}".rstrip())
     print(f"records: {len(report.verdicts)}")
     out = Path(args.out or f"{path.stem}.verdicts.csv")
     validate.write_verdicts(out, report.verdicts)

@@ -288,7 +288,7 @@ def _export(
     summary: dict[str, Counter[str]] = {}
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "row", "outcome", "reasons"])
+        writer.writerow(["file", "row", "outcome", "reasons", "messages"])
         for entry in manifest:
             credentials = ClientCredentials(clients / f"department-{entry.org}")
             counter: Counter[str] = Counter()
@@ -302,7 +302,10 @@ def _export(
                     )
                     counter[outcome] += 1
                     reasons = ";".join(r.code for r in record.reasons)
-                    writer.writerow([entry.file, record.row, outcome, reasons])
+                    messages = "；".join(r.message for r in record.reasons)
+                    writer.writerow(
+                        [entry.file, record.row, outcome, reasons, messages]
+                    )
             summary[entry.file] = counter
     return summary
 

@@ -45,7 +45,8 @@ DEPARTMENT = "500154-NYNC"
 POLICY = "CQ-NY-001"
 HEADER = ["序号", "姓名", "身份证号码", "银行账号", "发放金额（元）", "开户银行"]
 TITLE = "开州区2026年耕地地力保护补贴发放清册"
-COUNT_LINE = re.compile(r"^([A-Z_]+)\s+(\d+)$")
+# "CODE  count  message": the message is there for every refusal code.
+COUNT_LINE = re.compile(r"^([A-Z_]+)\s+(\d+)(?:\s+(\S.*))?$")
 
 
 @pytest.fixture
@@ -321,7 +322,10 @@ def printed_counts(out: str) -> dict[str, int]:
     for line in out.splitlines():
         match = COUNT_LINE.match(line)
         if match:
-            counts[match.group(1)] = int(match.group(2))
+            code, count, message = match.groups()
+            counts[code] = int(count)
+            if code != "ACCEPTED":
+                assert message == MESSAGES_ZH[ReasonCode(code)], code
     return counts
 
 
