@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAMPLES ?= $(wildcard ../shared/samples)
 OUT ?= demo-out
 
-.PHONY: all demo test lint typecheck pytest proto proto-check buf-lint fmt clean
+.PHONY: all demo test lint typecheck pytest proto proto-check buf-lint fmt clean fuzz bench
 
 all: test
 
@@ -53,5 +53,18 @@ buf-lint:
 		cd proto && ../node_modules/.bin/buf lint; \
 	else echo "SKIP buf-lint: npm is not installed"; fi
 
+# One atheris target for a while, in its own virtualenv (docs/fuzzing.md):
+#   make fuzz TARGET=pain002 SECONDS=60
+TARGET ?= department_file
+SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py $(TARGET) --seconds $(SECONDS)
+
+# The benchmark (docs/performance.md): make bench RECORDS=100000
+RECORDS ?= 100000
+bench: $(STAMP)
+	$(BIN)/ykt bench --records $(RECORDS) --out bench-out
+
 clean:
-	rm -rf $(VENV) node_modules demo-out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-sslyze .venv-fuzz node_modules interop/node/node_modules \
+		demo-out bench-out fuzz/work .mypy_cache .ruff_cache .pytest_cache

@@ -562,9 +562,10 @@ def _decode(layout: tuple[Field, ...], record: bytes, lines: _Lines) -> dict[str
 def _time(value: int, name: str, lines: _Lines) -> dt.datetime:
     try:
         local = dt.datetime.strptime(f"{value:014d}", TIME_FORMAT)
-    except ValueError:
+        return local.replace(tzinfo=CHINA_TZ).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        # OverflowError: a time in year 1 before 08:00 has no UTC equivalent.
         raise lines.fail(f"{name} is not a valid time") from None
-    return local.replace(tzinfo=CHINA_TZ).astimezone(dt.UTC)
 
 
 def _record_type(record: bytes, lines: _Lines) -> str:

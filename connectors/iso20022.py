@@ -156,7 +156,11 @@ def _parse_time(text: str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=CHINA_TZ)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        # The first or last hours of the calendar have no UTC equivalent.
+        raise ValueError("not a representable time") from None
 
 
 # -- pain.001 writer ---------------------------------------------------------

@@ -156,8 +156,12 @@ def open_envelope(
         raise EnvelopeError("envelope is addressed to another receiver")
     if not header.subject_id:
         raise EnvelopeError("header lacks a subject id")
-    created = header.created_at.ToDatetime(tzinfo=dt.UTC)
-    expires = header.expires_at.ToDatetime(tzinfo=dt.UTC)
+    try:
+        created = header.created_at.ToDatetime(tzinfo=dt.UTC)
+        expires = header.expires_at.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        # Seconds or nanos outside what a timestamp may hold.
+        raise EnvelopeError("header validity window is not acceptable") from exc
     if expires - created > MAX_VALIDITY or expires <= created:
         raise EnvelopeError("header validity window is not acceptable")
     if created > now + CLOCK_SKEW:

@@ -303,13 +303,16 @@ def _xlsx_sheet(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as exc:
         raise FileFormatError("xlsx 文件已损坏 (damaged xlsx)") from exc
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         raise FileFormatError("xlsx 文件解压后过大 (xlsx unpacks too large)")
 
     with _workbook(path) as workbook:
-        title: str = workbook.active.title
+        sheet = workbook.active
+        if sheet is None:
+            raise FileFormatError("xlsx 文件没有工作表 (xlsx has no sheet)")
+        title: str = sheet.title
     return title
 
 
@@ -368,9 +371,29 @@ def _csv_cells(
 
 def _xlsx_cells(path: Path, sheet: str) -> Generator[tuple[int, list[str]], None, None]:
     with _workbook(path) as workbook:
-        rows = workbook[sheet].iter_rows(values_only=True)
+        rows = _readable(workbook[sheet].iter_rows(values_only=True), 1)
         for file_row, values in enumerate(rows, 1):
             yield file_row, [_cell_text(value) for value in values]
+
+
+def _readable(rows: Iterator[Any], first_row: int) -> Iterator[Any]:
+    """openpyxl parses a sheet's XML row by row, as it is read: a sheet broken
+    half-way raises there, in many kinds. Any of them refuses the file at
+    the row it was reached."""
+    row = first_row
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except FileFormatError:
+            raise
+        except Exception as exc:  # openpyxl and the XML parser raise many kinds
+            raise FileFormatError(
+                "无法读取 xlsx 文件 (unreadable xlsx)", row=row
+            ) from exc
+        yield values
+        row += 1
 
 
 def _cell_text(value: object) -> str:
@@ -542,8 +565,11 @@ def _rows_below_header(
 
     assert source.sheet is not None
     with _workbook(source.path) as workbook:
-        rows = workbook[source.sheet].iter_rows(
-            min_row=source.header_row + 1, values_only=True
+        rows = _readable(
+            workbook[source.sheet].iter_rows(
+                min_row=source.header_row + 1, values_only=True
+            ),
+            source.header_row + 1,
         )
         for file_row, values in enumerate(rows, source.header_row + 1):
             texts = [_cell_text(value) for value in values]

@@ -156,7 +156,15 @@ class TrustStore:
             crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.X509_STRICT
         )
         store.set_time(self._clock())
-        context = crypto.X509StoreContext(store, crypto.X509.from_cryptography(cert))
+        try:
+            # OpenSSL refuses some certificates that cryptography parses (an
+            # invalid string type in a name, say); anyone can send one.
+            candidate = crypto.X509.from_cryptography(cert)
+        except crypto.Error as exc:
+            raise UntrustedCertificateError(
+                "signing certificate does not verify"
+            ) from exc
+        context = crypto.X509StoreContext(store, candidate)
         try:
             context.verify_certificate()
         except crypto.X509StoreContextError as exc:
