@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,12 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(directory: Path, name: str, data: bytes) -> None:
-    """Write ``.<name>.tmp``, fsync it, rename it to ``name``, fsync the folder."""
+def write_atomically(directory: Path, name: str, data: bytes) -> None:
+    """Write ``.<name>.tmp``, fsync it, rename it to ``name``, fsync the folder.
+
+    Never through a link: the temporary file is opened without following one,
+    and the rename replaces a link at ``name`` rather than its target.
+    """
     temporary = directory / f".{name}{TEMP_SUFFIX}"
     fd = os.open(
         temporary,
@@ -180,14 +185,25 @@ def write_signed(
         raise FileExistsError(f"exchange file {name} is already complete")
     envelope = sign_file_bytes(signer, payload_type, data)
 
-    _write_atomically(directory, name, data)
+    write_atomically(directory, name, data)
 
-    _write_atomically(
+    write_atomically(
         directory,
         signature_name(name),
         envelope.SerializeToString(deterministic=True),
     )
     return directory / name
+
+
+def list_irregular(directory: Path) -> list[str]:
+    """Entries that are neither regular files nor temporary ones: links,
+    folders, devices. Nobody should put them there; they are refused, not
+    skipped."""
+    return sorted(
+        entry.name
+        for entry in os.scandir(directory)
+        if not entry.is_file(follow_symlinks=False) or entry.is_symlink()
+    )
 
 
 def list_complete(directory: Path) -> list[str]:
@@ -204,11 +220,17 @@ def list_complete(directory: Path) -> list[str]:
     return sorted(names & signed)
 
 
-def _read_bounded(path: Path, limit: int) -> bytes:
+def read_bounded(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, never through a link, at most ``limit``."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise IncompleteFileError(f"{path.name} is missing") from None
+    except OSError as exc:  # ELOOP: a link where a file should be
+        raise EnvelopeError(f"{path.name} is not a regular file") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise EnvelopeError(f"{path.name} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
@@ -268,13 +290,13 @@ def read_verified(
     trusted or is not ``expected_signer``.
     """
     check_name(name)
-    raw_signature = _read_bounded(directory / signature_name(name), MAX_SIGNATURE_BYTES)
+    raw_signature = read_bounded(directory / signature_name(name), MAX_SIGNATURE_BYTES)
     try:
         envelope = envelope_pb2.SignedEnvelope.FromString(raw_signature)
     except (DecodeError, RecursionError) as exc:
         raise EnvelopeError("the signature file does not parse") from exc
 
-    data = _read_bounded(directory / name, MAX_FILE_BYTES)
+    data = read_bounded(directory / name, MAX_FILE_BYTES)
 
     signer = verify_file_bytes(envelope, data, payload_type=payload_type, trust=trust)
     if signer != expected_signer:

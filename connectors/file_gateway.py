@@ -202,6 +202,11 @@ class FileDelivery:
 
     def _receive(self) -> int:
         moved = 0
+        irregular = exchange_files.list_irregular(self._folders.from_bank)
+        # One refusal per file: its data and its signature go together.
+        for name in sorted({_file_of(entry) for entry in irregular}):
+            self._refuse_entry(name)
+            moved += 1
         for name in exchange_files.list_complete(self._folders.from_bank):
             try:
                 self._accept(name)
@@ -240,13 +245,13 @@ class FileDelivery:
                 break
         else:
             raise ValueError("the acknowledgement names no file of ours")
+        kind = SetKind.ACCOUNT_CHECK if target.endswith(CHECKS) else SetKind.INSTRUCTION
         written = self._folders.to_bank / target
-        if (
-            written.exists()
-            and hashlib.sha256(written.read_bytes()).hexdigest() != digest
-        ):
-            raise ValueError("the acknowledgement is for other bytes than we wrote")
-        exchange.acknowledge_set(self._core, self.bank_code, set_id, None)
+        if written.exists() or written.is_symlink():
+            data = exchange_files.read_bounded(written, exchange_files.MAX_FILE_BYTES)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ValueError("the acknowledgement is for other bytes than we wrote")
+        exchange.acknowledge_set(self._core, self.bank_code, set_id, None, kind=kind)
         self._done_with(self._folders.to_bank, target)
 
     def _done_with(self, folder: Path, name: str) -> None:
@@ -288,12 +293,34 @@ class FileDelivery:
             source = from_bank / part
             if source.exists():
                 source.replace(refused / part)
-        (refused / f"{name}.why").write_text(f"{type(exc).__name__}: {reason}\n")
+        note = f"{type(exc).__name__}: {reason}\n".encode()
+        exchange_files.write_atomically(refused, f"{name}.why", note)
         self._core.on_dead_letter(self.bank_code, "inbound-file")
         _logger.error(
             "ALERT: inbound file refused",
             extra={"bank": self.bank_code, "file": name, "error": type(exc).__name__},
         )
+
+    def _refuse_entry(self, name: str) -> None:
+        """A link, folder or device in from-bank, with its signature: moved
+        aside, never followed."""
+        for part in (exchange_files.signature_name(name), name):
+            source = self._folders.from_bank / part
+            if source.exists() or source.is_symlink():
+                source.replace(self._folders.refused / part)
+        exchange_files.write_atomically(
+            self._folders.refused, f"{name}.why", b"not a regular file\n"
+        )
+        self._core.on_dead_letter(self.bank_code, "inbound-file")
+        _logger.error(
+            "ALERT: inbound entry refused: not a regular file",
+            extra={"bank": self.bank_code, "file": name},
+        )
+
+
+def _file_of(entry: str) -> str:
+    """The file an entry belongs to: itself, or the file it is a signature of."""
+    return entry.removesuffix(exchange_files.SIGNATURE_SUFFIX)
 
 
 class _EndToEndIds(Mapping[str, str]):

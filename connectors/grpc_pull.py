@@ -55,6 +55,8 @@ _TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # Another puller's identical answer was being recorded at the same time.
+    grpc.StatusCode.ABORTED,
 }
 
 

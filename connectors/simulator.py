@@ -16,12 +16,15 @@ holds instruction ids, outcomes and references only; no personal data.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import secrets
 import sqlite3
 import threading
+import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,18 @@ from connectors.base import PaymentOutcome
 from ykt.v1 import exchange_pb2
 
 CHECK = exchange_pb2
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taken before the first read."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,19 @@ class SimulatedBankCore:
         self._lock = threading.Lock()
         database.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
-            database, check_same_thread=False, isolation_level=None
+            database, check_same_thread=False, isolation_level=None, timeout=30
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Several pullers of one bank share its core. Switching a new file to
+        # WAL does not wait on the busy timeout, so pullers starting together
+        # retry it.
+        for attempt in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
         # Each payment commits on its own; in WAL mode NORMAL keeps every
         # committed payment through a crash of the process, which is what the
         # simulator is tested against, without a disk flush per payment.
@@ -108,7 +133,9 @@ class SimulatedBankCore:
     def pay(
         self, instruction: exchange_pb2.Instruction, *, origin: str = ""
     ) -> PaymentOutcome:
-        with self._lock:
+        # The look-up and the payment form one write transaction, so two
+        # processes of one bank (several pullers) cannot both pay an id.
+        with self._lock, _immediate(self._db):
             row = self._db.execute(
                 "SELECT status, reason_code, bank_reference, completed_at, origin "
                 "FROM payments "

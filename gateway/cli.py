@@ -70,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from gateway.config import GatewayConfig, dev_config
+    from gateway.core import Settings
     from gateway.server import build
 
     if args.dev:
@@ -86,7 +87,11 @@ def _serve(args: argparse.Namespace) -> int:
         config = GatewayConfig.from_toml(Path(args.config))
     else:
         raise SystemExit("give --config FILE, or --dev --state DIR for development")
-    gateway = build(config)
+    settings = Settings(
+        set_size=args.set_size or Settings.set_size,
+        lease_seconds=args.lease_seconds or Settings.lease_seconds,
+    )
+    gateway = build(config, settings=settings)
     if config.metrics:
         host, _, port = config.metrics.rpartition(":")
         start_http_server(
@@ -421,6 +426,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--state")
     serve.add_argument("--listen", default="127.0.0.1:7443")
     serve.add_argument("--metrics", default=None)
+    serve.add_argument(
+        "--set-size", type=int, help="checks or instructions per signed set"
+    )
+    serve.add_argument(
+        "--lease-seconds", type=int, help="how long a pulled set stays leased"
+    )
     serve.add_argument(
         "--keep-exchange-files",
         action="store_true",

@@ -78,6 +78,13 @@ class ConflictError(GatewayError):
     status = grpc.StatusCode.ALREADY_EXISTS
 
 
+class ConcurrentChangeError(GatewayError):
+    """Another replica changed the same rows at the same moment; nothing was
+    stored, and the same request sent again will be judged afresh."""
+
+    status = grpc.StatusCode.ABORTED
+
+
 class PreconditionError(GatewayError):
     """The request does not fit the current state, e.g. an expired lease."""
 

@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway import deadline_store
 from gateway.core import GATEWAY_AUDIENCE, GatewayCore
 from gateway.envelope import Opened, open_envelope, seal
 from gateway.errors import (
+    ConcurrentChangeError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
@@ -544,7 +546,12 @@ def acknowledge(
 
 
 def acknowledge_set(
-    core: GatewayCore, bank_code: str, set_id: str, lease_id: str | None
+    core: GatewayCore,
+    bank_code: str,
+    set_id: str,
+    lease_id: str | None,
+    *,
+    kind: SetKind | None = None,
 ) -> dt.datetime:
     """Mark a set acknowledged by its bank.
 
@@ -561,16 +568,21 @@ def acknowledge_set(
                 table.c.set_id == set_id, table.c.bank_code == bank_code
             )
         ).one_or_none()
-        if row is None:
+        if row is None or (kind is not None and row.kind != kind.value):
             raise NotFoundError("no such set for this bank")
-        if row.state in (SetState.ACKED.value, SetState.DONE.value):
-            return row.acknowledged_at or now
+        if row.acknowledged_at is not None:
+            earlier: dt.datetime = row.acknowledged_at
+            return earlier
         if row.deliveries == 0 or (lease_id is not None and row.lease_id != lease_id):
             raise PreconditionError("the lease is not held: pull the set again")
+        # A set can be DONE before its acknowledgement arrives: another puller
+        # of the same bank reported its results first. The acknowledgement is
+        # still recorded; the state stays DONE.
+        state = SetState.DONE if row.state == SetState.DONE.value else SetState.ACKED
         connection.execute(
             update(table)
             .where(table.c.set_id == set_id)
-            .values(state=SetState.ACKED.value, acknowledged_at=now)
+            .values(state=state.value, acknowledged_at=now)
         )
         core.audit(connection, bank_code, "set.acknowledged", set_id)
     _logger.info("set acknowledged", extra={"set_id": set_id, "bank": bank_code})
@@ -857,108 +869,124 @@ def record_results(
     envelope = evidence
     evidence_id = _evidence_id(caller, subject_id, envelope)
 
-    with core.engine.begin() as connection:
-        if _store_evidence(
-            core, connection, caller, SetKind.INSTRUCTION, envelope, evidence_id, now
-        ):
-            return _receipt(subject_id, envelope, 0, len(results), now)
-        ids = [r.instruction_id for r in results]
-        delivered = _delivered_instruction_sets(connection, caller, ids)
-        states = _record_states(connection, ids)
-        known = _known_results(connection, ids)
+    try:
+        with core.engine.begin() as connection:
+            if _store_evidence(
+                core,
+                connection,
+                caller,
+                SetKind.INSTRUCTION,
+                envelope,
+                evidence_id,
+                now,
+            ):
+                return _receipt(subject_id, envelope, 0, len(results), now)
+            ids = [r.instruction_id for r in results]
+            delivered = _delivered_instruction_sets(connection, caller, ids)
+            states = _record_states(connection, ids)
+            known = _known_results(connection, ids)
 
-        accepted = duplicates = 0
-        touched_batches: set[str] = set()
-        returned: list[tuple[str, str, str, dt.datetime]] = []
-        new_results: list[dict[str, object]] = []
-        transitions: dict[tuple[RecordState, str], list[str]] = {}
-        released: list[str] = []
-        for result in results:
-            new_state = RESULT_STATES.get(result.status)
-            if new_state is None:
-                raise InvalidArgumentError("a result has no valid status")
-            state, set_id = states.get(result.instruction_id, (None, None))
-            if state is None or set_id is None or set_id not in delivered:
-                raise NotFoundError(
-                    "a result names an instruction not delivered to this bank"
-                )
-            previous = known.get((result.instruction_id, new_state.value))
-            if previous is not None:
-                if previous != result.bank_reference:
-                    _alert_conflict(core, caller, result.instruction_id)
-                duplicates += 1
-                continue
-            if new_state not in _ALLOWED_TRANSITIONS.get(state, set()):
-                _alert_conflict(core, caller, result.instruction_id)
-            if new_state is not RecordState.PAID and not result.reason_code:
-                raise InvalidArgumentError(
-                    "a failed or returned result needs a reason code"
-                )
-            new_results.append(
-                {
-                    "instruction_id": result.instruction_id,
-                    "status": new_state.value,
-                    "reason_code": result.reason_code,
-                    "bank_reference": result.bank_reference[:64],
-                    "completed_at": result.completed_at.ToDatetime(tzinfo=dt.UTC),
-                    "result_set_id": evidence_id,
-                    "received_at": now,
-                }
-            )
-            reasons = "" if new_state is RecordState.PAID else result.reason_code
-            transitions.setdefault((new_state, reasons), []).append(
-                result.instruction_id
-            )
-            if new_state in RELEASED_STATES:
-                released.append(result.instruction_id)
-            if new_state is RecordState.RETURNED:
-                returned.append(
-                    (
-                        result.instruction_id,
-                        caller.org,
-                        delivered[set_id],
-                        result.completed_at.ToDatetime(tzinfo=dt.UTC),
+            accepted = duplicates = 0
+            touched_batches: set[str] = set()
+            returned: list[tuple[str, str, str, dt.datetime]] = []
+            new_results: list[dict[str, object]] = []
+            transitions: dict[tuple[RecordState, str], list[str]] = {}
+            released: list[str] = []
+            for result in results:
+                new_state = RESULT_STATES.get(result.status)
+                if new_state is None:
+                    raise InvalidArgumentError("a result has no valid status")
+                state, set_id = states.get(result.instruction_id, (None, None))
+                if state is None or set_id is None or set_id not in delivered:
+                    raise NotFoundError(
+                        "a result names an instruction not delivered to this bank"
                     )
+                previous = known.get((result.instruction_id, new_state.value))
+                if previous is not None:
+                    if previous != result.bank_reference:
+                        _alert_conflict(core, caller, result.instruction_id)
+                    duplicates += 1
+                    continue
+                if new_state not in _ALLOWED_TRANSITIONS.get(state, set()):
+                    _alert_conflict(core, caller, result.instruction_id)
+                if new_state is not RecordState.PAID and not result.reason_code:
+                    raise InvalidArgumentError(
+                        "a failed or returned result needs a reason code"
+                    )
+                new_results.append(
+                    {
+                        "instruction_id": result.instruction_id,
+                        "status": new_state.value,
+                        "reason_code": result.reason_code,
+                        "bank_reference": result.bank_reference[:64],
+                        "completed_at": result.completed_at.ToDatetime(tzinfo=dt.UTC),
+                        "result_set_id": evidence_id,
+                        "received_at": now,
+                    }
                 )
-            states[result.instruction_id] = (new_state, set_id)
-            known[(result.instruction_id, new_state.value)] = result.bank_reference[:64]
-            touched_batches.add(delivered[set_id])
-            accepted += 1
-
-        # All checked: now write, a statement per kind of change.
-        if new_results:
-            connection.execute(insert(schema.results), new_results)
-        for (new_state, reasons), record_ids in transitions.items():
-            for start in range(0, len(record_ids), IN_BATCH):
-                _set_state(
-                    connection,
-                    record_ids[start : start + IN_BATCH],
-                    new_state,
-                    now,
-                    reasons=reasons,
+                reasons = "" if new_state is RecordState.PAID else result.reason_code
+                transitions.setdefault((new_state, reasons), []).append(
+                    result.instruction_id
                 )
-        for start in range(0, len(released), IN_BATCH):
-            _release_claims(connection, released[start : start + IN_BATCH])
+                if new_state in RELEASED_STATES:
+                    released.append(result.instruction_id)
+                if new_state is RecordState.RETURNED:
+                    returned.append(
+                        (
+                            result.instruction_id,
+                            caller.org,
+                            delivered[set_id],
+                            result.completed_at.ToDatetime(tzinfo=dt.UTC),
+                        )
+                    )
+                states[result.instruction_id] = (new_state, set_id)
+                known[(result.instruction_id, new_state.value)] = result.bank_reference[
+                    :64
+                ]
+                touched_batches.add(delivered[set_id])
+                accepted += 1
 
-        touched_sets = {states[i][1] for i in ids if states.get(i)} - {None}
-        for set_id in touched_sets:
-            assert set_id is not None
-            _maybe_finish_set(
-                connection, set_id, RecordState.INSTRUCTED, "instruction_set_id"
+            # All checked: now write, a statement per kind of change.
+            if new_results:
+                connection.execute(insert(schema.results), new_results)
+            for (new_state, reasons), record_ids in transitions.items():
+                for start in range(0, len(record_ids), IN_BATCH):
+                    _set_state(
+                        connection,
+                        record_ids[start : start + IN_BATCH],
+                        new_state,
+                        now,
+                        reasons=reasons,
+                    )
+            for start in range(0, len(released), IN_BATCH):
+                _release_claims(connection, released[start : start + IN_BATCH])
+
+            touched_sets = {states[i][1] for i in ids if states.get(i)} - {None}
+            for set_id in touched_sets:
+                assert set_id is not None
+                _maybe_finish_set(
+                    connection, set_id, RecordState.INSTRUCTED, "instruction_set_id"
+                )
+            deadline_store.record_results(
+                core, connection, [s for s in touched_sets if s], returned, now
             )
-        deadline_store.record_results(
-            core, connection, [s for s in touched_sets if s], returned, now
-        )
-        for batch_id in touched_batches:
-            refresh_batch_state(connection, batch_id, now)
-        core.audit(
-            connection,
-            caller.org,
-            "results.recorded",
-            evidence_id,
-            f"accepted={accepted} repeated={duplicates} "
-            f"returned={len(returned)} sets={len(touched_sets)}",
-        )
+            for batch_id in touched_batches:
+                refresh_batch_state(connection, batch_id, now)
+            core.audit(
+                connection,
+                caller.org,
+                "results.recorded",
+                evidence_id,
+                f"accepted={accepted} repeated={duplicates} "
+                f"returned={len(returned)} sets={len(touched_sets)}",
+            )
+    except IntegrityError as exc:
+        # Two pullers of one bank posted the same results at the same moment
+        # and the other transaction recorded them first: nothing of this one
+        # was stored; sent again, it is recognised as a repeat.
+        raise ConcurrentChangeError(
+            "the same results were being recorded at the same time; send again"
+        ) from exc
     _logger.info(
         "results received",
         extra={

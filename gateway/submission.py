@@ -32,12 +32,14 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway import exchange, retention
 from gateway.core import GATEWAY_AUDIENCE, GatewayCore
 from gateway.envelope import Opened, open_envelope
 from gateway.errors import (
     ChunkError,
+    ConcurrentChangeError,
     ConflictError,
     InvalidArgumentError,
     ManifestMismatchError,
@@ -200,6 +202,14 @@ def submit_batch(
             response, data_key = _store_new_batch(
                 core, connection, caller, head, chunks
             )
+        except IntegrityError as exc:
+            # Another replica claimed one of these people for the same policy
+            # and period at the same moment (or stored the same batch id).
+            transaction.rollback()
+            raise ConcurrentChangeError(
+                "another submission claimed the same payments at the same time; "
+                "nothing was stored: submit again"
+            ) from exc
         except BaseException:
             transaction.rollback()
             raise

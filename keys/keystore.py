@@ -19,6 +19,7 @@ Invariants and threats:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -26,8 +27,6 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from keys.ca import write_private
 
 _EPOCH_PATTERN = re.compile(r"^(open|until)-[0-9]{4}-[0-9]{2}$")
 
@@ -72,7 +71,7 @@ class LocalKeyStore:
         if not path.exists():
             if not create:
                 raise KeyShreddedError(f"{kek_id} is not available")
-            write_private(path, AESGCM.generate_key(bit_length=256))
+            _create_once(path, AESGCM.generate_key(bit_length=256))
         return path.read_bytes()
 
     def wrap(self, data_key: bytes, *, epoch: str, context: bytes) -> tuple[str, bytes]:
@@ -90,7 +89,7 @@ class LocalKeyStore:
     def token_key(self) -> bytes:
         path = self.directory / "token.key"
         if not path.exists():
-            write_private(path, secrets.token_bytes(32))
+            _create_once(path, secrets.token_bytes(32))
         return path.read_bytes()
 
     def epochs(self) -> list[str]:
@@ -108,3 +107,26 @@ class LocalKeyStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             path.unlink()
+
+
+def _create_once(path: Path, key: bytes) -> None:
+    """Create a key file unless it exists; never replace one.
+
+    Two gateways sharing a key folder may both find a key missing; the
+    first to create it wins and the other reads the winner's key. Replacing
+    a key would make everything wrapped under the first one unreadable. The
+    key is written whole under a private name first and then linked into
+    place, which fails if the name exists: no reader ever sees half a key.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # Another gateway created it first: its key stands, ours goes.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -183,3 +183,91 @@ def start_bank(
     if seed is not None:
         command += ["--fault-seed", str(seed)]
     return processes.start(f"bank-{bank}", ykt(*command))
+
+
+# -- several gateways on one state folder (the scale-out test) ----------------
+
+
+def wait_until_serving(child: ChildProcess, ready: Path) -> None:
+    """Return once ``child`` wrote its port to ``ready``; fail if it exits
+    first or does not serve within ``START_SECONDS``."""
+    deadline = time.monotonic() + START_SECONDS
+    while not (ready.exists() and ready.read_text().strip()):
+        if child.exited() is not None:
+            raise AssertionError(
+                f"{child.name} exited at start (code {child.exited()}); see {child.log}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{child.name} did not start in time; see {child.log}")
+        time.sleep(0.05)
+
+
+def start_named_gateway(
+    processes: Processes,
+    name: str,
+    state: Path,
+    port: int,
+    *,
+    database_url: str,
+) -> ChildProcess:
+    """``ykt serve --dev`` as ``name``: its own ready file (``state/<name>.port``)
+    and log (``<name>.log``), so several gateways can share one state folder
+    and one database. Return once it serves.
+
+    Start them one after the other: a first start on an empty state folder
+    creates the development CA and the gateway's credentials there.
+    """
+    ready = state / f"{name}.port"
+    ready.unlink(missing_ok=True)
+    command = [
+        "serve",
+        "--dev",
+        "--state",
+        str(state),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--ready-file",
+        str(ready),
+        "--database-url",
+        database_url,
+    ]
+    child = processes.start(name, ykt(*command))
+    wait_until_serving(child, ready)
+    return child
+
+
+def start_named_puller(
+    processes: Processes,
+    name: str,
+    *,
+    bank: str,
+    gateway: str,
+    ledgers: Path,
+    credentials: Path,
+    crl: Path,
+    state: Path,
+) -> ChildProcess:
+    """``ykt bank simulate`` in the grpc-pull style as ``name``, logging to
+    ``<name>.log``; several pullers of one bank may share ``state`` (and so
+    one simulated core database)."""
+    command = [
+        "bank",
+        "simulate",
+        "--bank",
+        bank,
+        "--connector",
+        "grpc-pull",
+        "--gateway",
+        gateway,
+        "--ledgers",
+        str(ledgers),
+        "--credentials",
+        str(credentials),
+        "--crl",
+        str(crl),
+        "--state",
+        str(state),
+        "--return-delay",
+        "0",
+    ]
+    return processes.start(name, ykt(*command))
