@@ -90,6 +90,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(
         set_size=args.set_size or Settings.set_size,
         lease_seconds=args.lease_seconds or Settings.lease_seconds,
+        deadline_margin_hours=(
+            config.deadline_margin_hours or Settings.deadline_margin_hours
+        ),
+        retention_days=config.retention_days or Settings.retention_days,
     )
     gateway = build(config, settings=settings)
     if config.metrics:

@@ -18,6 +18,10 @@ Production (``ykt serve --config FILE``)::
     [calendar]
     # State Council holiday schedules for years the packaged calendar lacks.
     schedules = ["/etc/ykt/calendar/2027.toml"]
+    [deadlines]
+    margin_hours = 6     # an unmet deadline this close is "at risk"
+    [retention]
+    days = 180           # after a batch closed, before its keys are destroyed
     [exchange]
     # Folders shared with file-connected agent banks, one per bank under here.
     directory = "/srv/ykt/exchange"
@@ -59,6 +63,8 @@ class GatewayConfig:
     calendar_schedules: tuple[Path, ...] = ()
     exchange_directory: Path | None = None
     keep_exchange_files: bool = False
+    deadline_margin_hours: int | None = None
+    retention_days: int | None = None
 
     @classmethod
     def from_toml(cls, path: Path) -> GatewayConfig:
@@ -83,6 +89,8 @@ class GatewayConfig:
                 base / data["exchange"]["directory"] if "exchange" in data else None
             ),
             keep_exchange_files=bool(data.get("exchange", {}).get("keep_files", False)),
+            deadline_margin_hours=data.get("deadlines", {}).get("margin_hours"),
+            retention_days=data.get("retention", {}).get("days"),
         )
 
 
