@@ -149,6 +149,11 @@ class FileDelivery:
                 try:
                     data = self._instruction_file(item.set_id, envelope)
                 except GatewayError as exc:
+                    # TODO: one payee name the bank's character set lacks holds
+                    # back the whole set. Cutting that instruction out into a
+                    # set of its own would let the others be paid; it needs a
+                    # way to re-sign a set without it, which sets (signed
+                    # once, immutable) do not have yet.
                     exchange.dead_letter(
                         self._core, item.set_id, self.bank_code, kind, exc.safe_message
                     )
