@@ -54,7 +54,7 @@ class CertificateRow:
     not_after: str  # ISO 8601, UTC
     days_left: int  # whole days, toward zero; negative once expired
     revocation: str  # revoked, not_revoked, unknown, or n/a for a CA
-    level: str  # expired, within_3_days, within_14_days, within_30_days, ok
+    level: str  # revoked, expired, within_3_days, within_14_days, within_30_days, ok
 
 
 def warning_level(not_after: dt.datetime, now: dt.datetime) -> str:
@@ -120,7 +120,8 @@ def _row(
         not_after=not_after.isoformat(),
         days_left=days_left,
         revocation=revocation,
-        level=warning_level(not_after, now),
+        # A revoked certificate is no longer usable, whatever its expiry.
+        level="revoked" if revocation == "revoked" else warning_level(not_after, now),
     )
 
 
@@ -231,7 +232,14 @@ def render_text(rows: Sequence[CertificateRow]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-_LEVELS = ("expired", "within_3_days", "within_14_days", "within_30_days", "ok")
+_LEVELS = (
+    "revoked",
+    "expired",
+    "within_3_days",
+    "within_14_days",
+    "within_30_days",
+    "ok",
+)
 
 
 def render_json(rows: Sequence[CertificateRow]) -> str:

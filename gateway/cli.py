@@ -487,7 +487,9 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--policies", help="the policy list CSV, for offline checks")
     check.add_argument("--gateway", help="host:port: run a dry run on the gateway")
     check.add_argument("--credentials", help="the department's credentials folder")
-    check.add_argument("--out", help="verdict CSV (default: FILE.verdicts.csv)")
+    check.add_argument(
+        "--out", help="verdict CSV (default: <file stem>.verdicts.csv, here)"
+    )
     check.set_defaults(func=_validate)
 
     watch = commands.add_parser(

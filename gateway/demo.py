@@ -224,9 +224,14 @@ def run_demo(
                 response = submit(channel, requests)
                 # Art. 19: the demo's treasury releases the funds at once.
                 record_funds_release(channel, entry.batch_id, f"GK-{entry.batch_id}")
+            refused_by = (
+                "rejected so far (an earlier run submitted it)"
+                if response.already_submitted
+                else "rejected by the preset rules"
+            )
             print(
                 f"submitted {entry.file}: {response.record_count} records, "
-                f"{response.rejected_count} rejected by the preset rules"
+                f"{response.rejected_count} {refused_by}"
             )
 
         # 6. Outcomes.

@@ -76,7 +76,9 @@ def test_every_certificate_is_listed_once_with_role_purpose_and_state(
         "tls",
     )
     assert bank_row.revocation == "revoked"
-    assert bank_row.level == "within_14_days"
+    # Revoked outranks expiry: the certificate is unusable, however long it has.
+    assert bank_row.level == "revoked"
+    assert "1 revoked" in render_text(rows)
     assert bank_row.days_left == 9
     assert bank.signing_cert is not None
     signing_row = by_serial[f"{bank.signing_cert.serial_number:x}"]
