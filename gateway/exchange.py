@@ -1063,16 +1063,30 @@ def _checked_in(
 def _delivered_instruction_sets(
     connection: Connection, caller: Identity, record_ids: Sequence[str]
 ) -> dict[str, str]:
-    """Instruction set id -> batch id, for sets delivered to the caller."""
-    sets = schema.exchange_sets
-    records = schema.records
+    """Instruction set id -> batch id, for sets delivered to the caller.
+
+    Two lookups by key (the records, then their sets), not a join: a join
+    lets the planner walk every record of every set of the bank, which is a
+    whole batch per result set.
+    """
+    records, sets = schema.records, schema.exchange_sets
+    set_ids: set[str] = set()
+    for start in range(0, len(record_ids), IN_BATCH):
+        set_ids.update(
+            set_id
+            for set_id in connection.execute(
+                select(records.c.instruction_set_id).where(
+                    records.c.record_id.in_(record_ids[start : start + IN_BATCH])
+                )
+            ).scalars()
+            if set_id is not None
+        )
+    wanted = sorted(set_ids)
     delivered: dict[str, str] = {}
-    for start in range(0, len(record_ids), 500):
+    for start in range(0, len(wanted), IN_BATCH):
         rows = connection.execute(
-            select(sets.c.set_id, sets.c.batch_id)
-            .join(records, records.c.instruction_set_id == sets.c.set_id)
-            .where(
-                records.c.record_id.in_(record_ids[start : start + 500]),
+            select(sets.c.set_id, sets.c.batch_id).where(
+                sets.c.set_id.in_(wanted[start : start + IN_BATCH]),
                 sets.c.bank_code == caller.org,
                 sets.c.kind == SetKind.INSTRUCTION.value,
                 sets.c.deliveries > 0,
