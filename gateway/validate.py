@@ -162,9 +162,15 @@ def validate_online(
 
 
 def records_of(rows: Iterable[SourceRow]) -> list[batch_pb2.PaymentRecord]:
-    """A file's rows as the records a batch carries."""
-    return [
-        batch_pb2.PaymentRecord(
+    """A file's rows as the records a batch carries, as a list."""
+    return list(iter_records(rows))
+
+
+def iter_records(rows: Iterable[SourceRow]) -> Iterator[batch_pb2.PaymentRecord]:
+    """A file's rows as the records a batch carries, one at a time, so a
+    spooled submission never holds the whole file."""
+    for row in rows:
+        yield batch_pb2.PaymentRecord(
             row=row.row,
             name=row.name,
             id_number=row.id_number,
@@ -174,8 +180,6 @@ def records_of(rows: Iterable[SourceRow]) -> list[batch_pb2.PaymentRecord]:
             proxy_name=row.proxy_name,
             proxy_id_number=row.proxy_id_number,
         )
-        for row in rows
-    ]
 
 
 VERDICT_COLUMNS = ("row", "file_row", "accepted", "reasons", "messages")
