@@ -45,15 +45,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from google.protobuf.message import DecodeError
 
-from gateway.envelope import pae
+from gateway.envelope import pae, verify_signed
 from gateway.errors import EnvelopeError, UntrustedSignerError
 from keys.identity import Identity
-from keys.signing import Signer, UnsupportedKeyError, suite_for
-from keys.trust import TrustError, TrustStore
+from keys.signing import Signer
+from keys.trust import TrustStore
 from ykt.v1 import envelope_pb2
 
 SIGNATURE_SUFFIX = ".sig"
@@ -247,30 +245,12 @@ def verify_file_bytes(
 ) -> Identity:
     """Verify a detached signature over ``data``; return the signer.
 
-    The same checks as ``gateway.envelope.open_envelope`` steps 1 to 3:
-    payload type, signer certificate (by the trust store), signature.
+    The same checks as ``gateway.envelope.open_envelope`` steps 1 to 3
+    (``verify_signed``), and an empty payload field.
     """
-    if envelope.payload_type != payload_type:
-        raise EnvelopeError(f"payload type must be {payload_type}")
-    if envelope.payload:
+    if envelope.payload_type == payload_type and envelope.payload:
         raise EnvelopeError("a detached signature must have an empty payload")
-
-    try:
-        cert = x509.load_der_x509_certificate(envelope.signer_certificate)
-    except ValueError as exc:
-        raise EnvelopeError("signer certificate is malformed") from exc
-    try:
-        identity = trust.verify_signer(cert)
-    except TrustError as exc:
-        raise UntrustedSignerError(str(exc)) from exc
-
-    public_key = cert.public_key()
-    try:
-        suite_for(public_key).verify(
-            public_key, envelope.signature, pae(payload_type, data)
-        )
-    except (InvalidSignature, UnsupportedKeyError) as exc:
-        raise EnvelopeError("file signature does not verify") from exc
+    identity, _ = verify_signed(envelope, payload_type, data, trust=trust, what="file")
     return identity
 
 

@@ -264,10 +264,7 @@ class FileDelivery:
         if not self._keep_files:
             exchange_files.delete_acknowledged(folder, name)
             return
-        for part in (exchange_files.signature_name(name), name):
-            source = folder / part
-            if source.exists():
-                source.replace(self._folders.kept / part)
+        _move(folder, name, self._folders.kept)
 
     def _read(self, name: str, payload_type: str) -> exchange_files.VerifiedFile:
         return exchange_files.read_verified(
@@ -292,35 +289,32 @@ class FileDelivery:
     def _refuse(self, name: str, exc: Exception) -> None:
         """Move a file we cannot accept aside, with a note; count and alert."""
         reason = exc.safe_message if isinstance(exc, GatewayError) else str(exc)
-        from_bank, refused = self._folders.from_bank, self._folders.refused
-        # Signature first: the file stops being complete before it moves.
-        for part in (exchange_files.signature_name(name), name):
-            source = from_bank / part
-            if source.exists():
-                source.replace(refused / part)
-        note = f"{type(exc).__name__}: {reason}\n".encode()
-        exchange_files.write_atomically(refused, f"{name}.why", note)
-        self._core.on_dead_letter(self.bank_code, "inbound-file")
-        _logger.error(
-            "ALERT: inbound file refused",
-            extra={"bank": self.bank_code, "file": name, "error": type(exc).__name__},
-        )
+        self._set_aside(name, f"{type(exc).__name__}: {reason}", type(exc).__name__)
 
     def _refuse_entry(self, name: str) -> None:
         """A link, folder or device in from-bank, with its signature: moved
         aside, never followed."""
-        for part in (exchange_files.signature_name(name), name):
-            source = self._folders.from_bank / part
-            if source.exists() or source.is_symlink():
-                source.replace(self._folders.refused / part)
+        self._set_aside(name, "not a regular file", "NotARegularFile")
+
+    def _set_aside(self, name: str, note: str, error: str) -> None:
+        _move(self._folders.from_bank, name, self._folders.refused)
         exchange_files.write_atomically(
-            self._folders.refused, f"{name}.why", b"not a regular file\n"
+            self._folders.refused, f"{name}.why", f"{note}\n".encode()
         )
         self._core.on_dead_letter(self.bank_code, "inbound-file")
         _logger.error(
-            "ALERT: inbound entry refused: not a regular file",
-            extra={"bank": self.bank_code, "file": name},
+            "ALERT: inbound file refused",
+            extra={"bank": self.bank_code, "file": name, "error": error},
         )
+
+
+def _move(folder: Path, name: str, into: Path) -> None:
+    """Move a file and its signature, signature first (the file stops being
+    complete before it moves); a link is moved itself, never followed."""
+    for part in (exchange_files.signature_name(name), name):
+        source = folder / part
+        if source.exists() or source.is_symlink():
+            source.replace(into / part)
 
 
 def _file_of(entry: str) -> str:

@@ -94,10 +94,7 @@ def append(
     detail: str = "",
 ) -> int:
     """Append one entry inside the caller's transaction; return its number."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}
-        )
+    _lock_chain(connection)
     table = schema.audit_log
     head = connection.execute(
         select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
@@ -121,13 +118,19 @@ def append(
     return seq
 
 
+def _lock_chain(connection: Connection) -> None:
+    """Hold the chain until the transaction ends, so appends stay in a line
+    across replicas on PostgreSQL; SQLite's writers are exclusive already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}
+        )
+
+
 def checkpoint(engine: Engine, signer: Signer, now: dt.datetime) -> int | None:
     """Sign the head of the chain, if it moved since the last checkpoint."""
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}
-            )
+        _lock_chain(connection)
         head = connection.execute(
             select(schema.audit_log.c.seq, schema.audit_log.c.entry_hash)
             .order_by(schema.audit_log.c.seq.desc())

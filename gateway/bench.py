@@ -35,7 +35,6 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +54,7 @@ from gateway.client import (
     record_funds_release,
     spooled_submission,
 )
+from gateway.demo import wait_for_port, ykt_command
 from gateway.files import read_department_file
 from gateway.samplegen import write_bench_set
 from gateway.states import RecordState, SetKind, SetState
@@ -202,7 +202,7 @@ def run_bench(records: int, out: Path) -> int:
 
 
 def _ykt(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "gateway.cli", *args], check=True)
+    subprocess.run(ykt_command(*args), check=True)
 
 
 def _in_child(function: Callable[..., Any], *args: Any) -> None:
@@ -215,10 +215,7 @@ def _start_gateway(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], int
     ready = state / "bench.port"
     ready.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
+        ykt_command(
             "serve",
             "--dev",
             "--state",
@@ -227,22 +224,18 @@ def _start_gateway(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], int
             "127.0.0.1:0",
             "--ready-file",
             str(ready),
-        ],
+        ),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    _wait(ready.exists, bound=120)
-    return process, int(ready.read_text())
+    return process, wait_for_port(ready, process, log)
 
 
 def _start_bank(
     target: str, data: Path, credentials: Path, ca: DevelopmentCA, out: Path
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
+        ykt_command(
             "bank",
             "simulate",
             "--bank",
@@ -257,7 +250,7 @@ def _start_bank(
             str(ca.crl_path),
             "--state",
             str(out / "bank"),
-        ],
+        ),
         stdout=(out / "bank.log").open("ab"),
         stderr=subprocess.STDOUT,
     )

@@ -262,6 +262,8 @@ def list_deadlines(
     breached_only: bool = False,
 ) -> list[DeadlineView]:
     """Deadlines, soonest first, with their status now."""
+    # A breach seen is a breach recorded, even if the bank later claims an
+    # earlier payment time: so reading records the breaches due by now.
     record_breaches(core)
     now = core.now()
     margin = dt.timedelta(hours=core.settings.deadline_margin_hours)

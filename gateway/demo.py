@@ -91,7 +91,8 @@ def agent_banks(samples: Path) -> dict[str, str]:
     return dict(sorted(styles.items()))
 
 
-def _ykt(*args: str) -> list[str]:
+def ykt_command(*args: str) -> list[str]:
+    """The command line that runs ``ykt`` with this interpreter."""
     return [sys.executable, "-m", "gateway.cli", *args]
 
 
@@ -155,7 +156,7 @@ def run_demo(
         ready.unlink(missing_ok=True)
         gateway = processes.start(
             "gateway",
-            _ykt(
+            ykt_command(
                 "serve",
                 "--dev",
                 "--state",
@@ -167,7 +168,7 @@ def run_demo(
                 *(["--keep-exchange-files"] if keep_exchange_files else []),
             ),
         )
-        port = _wait_for_port(ready, gateway)
+        port = wait_for_port(ready, gateway)
         target = f"127.0.0.1:{port}"
         print(f"gateway is serving on {target} (mutual TLS)")
 
@@ -180,7 +181,7 @@ def run_demo(
             )
             processes.start(
                 f"bank-{bank}",
-                _ykt(
+                ykt_command(
                     "bank",
                     "simulate",
                     "--bank",
@@ -251,15 +252,18 @@ def _issue(ca: DevelopmentCA, identity: Identity, directory: Path) -> None:
         write_credentials(ca.dev_generate_credentials(identity), ca.cert, directory)
 
 
-def _wait_for_port(ready: Path, process: subprocess.Popen[bytes]) -> int:
+def wait_for_port(
+    ready: Path, process: subprocess.Popen[bytes], log: Path = Path("logs/gateway.log")
+) -> int:
+    """The port a starting gateway writes to its ready file; stops if it died."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("the gateway exited at start; see logs/gateway.log")
+            raise SystemExit(f"the gateway exited at start; see {log}")
         if ready.exists() and ready.read_text().strip():
             return int(ready.read_text())
         time.sleep(0.1)
-    raise SystemExit("the gateway did not start in time; see logs/gateway.log")
+    raise SystemExit(f"the gateway did not start in time; see {log}")
 
 
 def _wait_until_closed(

@@ -104,20 +104,20 @@ class Opened(Generic[M]):
     message: M
 
 
-def open_envelope(
+def verify_signed(
     envelope: envelope_pb2.SignedEnvelope,
-    message_type: type[M],
+    payload_type: str,
+    data: bytes,
     *,
     trust: TrustStore,
-    audience: str,
-    now: dt.datetime,
-) -> Opened[M]:
-    """Verify, then parse. Raises a ``GatewayError`` subclass on any failure."""
-    expected_type = message_type.DESCRIPTOR.full_name
-
+    what: str = "envelope",
+) -> tuple[Identity, x509.Certificate]:
+    """Steps 1-3: the type, the signer's certificate, the signature over
+    PAE(type, ``data``). ``data`` is the envelope's own payload, or the file
+    a detached signature covers. Returns the signer and its certificate."""
     # 1. The payload type is the one we expect.
-    if envelope.payload_type != expected_type:
-        raise EnvelopeError(f"payload type must be {expected_type}")
+    if envelope.payload_type != payload_type:
+        raise EnvelopeError(f"payload type must be {payload_type}")
 
     # 2. The signer's certificate is trusted for signing.
     try:
@@ -133,10 +133,26 @@ def open_envelope(
     public_key = cert.public_key()
     try:
         suite_for(public_key).verify(
-            public_key, envelope.signature, pae(envelope.payload_type, envelope.payload)
+            public_key, envelope.signature, pae(payload_type, data)
         )
     except (InvalidSignature, UnsupportedKeyError) as exc:
-        raise EnvelopeError("envelope signature does not verify") from exc
+        raise EnvelopeError(f"{what} signature does not verify") from exc
+    return identity, cert
+
+
+def open_envelope(
+    envelope: envelope_pb2.SignedEnvelope,
+    message_type: type[M],
+    *,
+    trust: TrustStore,
+    audience: str,
+    now: dt.datetime,
+) -> Opened[M]:
+    """Verify, then parse. Raises a ``GatewayError`` subclass on any failure."""
+    # 1-3. Type, signer, signature.
+    identity, cert = verify_signed(
+        envelope, message_type.DESCRIPTOR.full_name, envelope.payload, trust=trust
+    )
 
     # 4. Parse only the verified bytes.
     message = message_type()

@@ -424,7 +424,7 @@ def lease_sets(
     limit = max(1, min(max_sets or 1, 50))
     table = schema.exchange_sets
     leased: list[Leased] = []
-    dead: list[str] = []
+    dead: list[tuple[str, str]] = []
     with core.engine.begin() as connection:
         query = (
             select(table.c.set_id, table.c.batch_id, table.c.sealed, table.c.deliveries)
@@ -445,19 +445,9 @@ def lease_sets(
         expires = now + dt.timedelta(seconds=core.settings.lease_seconds)
         for row in connection.execute(query).all():
             if row.deliveries >= core.settings.max_deliveries:
-                connection.execute(
-                    update(table)
-                    .where(table.c.set_id == row.set_id)
-                    .values(state=SetState.DEAD.value, lease_id=None)
-                )
-                core.audit(
-                    connection,
-                    core.signer.identity.org,
-                    "set.dead_letter",
-                    row.set_id,
-                    f"kind={kind.value} deliveries={row.deliveries}",
-                )
-                dead.append(row.set_id)
+                reason = f"deliveries={row.deliveries}"
+                _bury(core, connection, row.set_id, bank_code, kind, reason)
+                dead.append((row.set_id, reason))
                 continue
             lease_id = secrets.token_hex(16)
             connection.execute(
@@ -482,12 +472,8 @@ def lease_sets(
                 f"kind={kind.value} delivery={row.deliveries + 1}",
             )
             _logger.info("set leased", extra={"set_id": row.set_id, "bank": bank_code})
-    for set_id in dead:
-        core.on_dead_letter(bank_code, kind.value)
-        _logger.error(
-            "ALERT: set given up after its deliveries; dead letter",
-            extra={"set_id": set_id, "bank": bank_code},
-        )
+    for set_id, reason in dead:
+        _alert_dead_letter(core, set_id, bank_code, kind, reason)
     return leased
 
 
@@ -500,23 +486,42 @@ def dead_letter(
     instruction file whose payee name the bank's character set lacks.
     ``reason`` is a safe message; it never holds personal data.
     """
-    table = schema.exchange_sets
     with core.engine.begin() as connection:
-        connection.execute(
-            update(table)
-            .where(table.c.set_id == set_id, table.c.bank_code == bank_code)
-            .values(state=SetState.DEAD.value, lease_id=None)
-        )
-        core.audit(
-            connection,
-            core.signer.identity.org,
-            "set.dead_letter",
-            set_id,
-            f"kind={kind.value} reason={reason}",
-        )
+        _bury(core, connection, set_id, bank_code, kind, reason)
+    _alert_dead_letter(core, set_id, bank_code, kind, reason)
+
+
+def _bury(
+    core: GatewayCore,
+    connection: Connection,
+    set_id: str,
+    bank_code: str,
+    kind: SetKind,
+    reason: str,
+) -> None:
+    """Mark a set a dead letter, in the caller's transaction, and audit it."""
+    table = schema.exchange_sets
+    connection.execute(
+        update(table)
+        .where(table.c.set_id == set_id, table.c.bank_code == bank_code)
+        .values(state=SetState.DEAD.value, lease_id=None)
+    )
+    core.audit(
+        connection,
+        core.signer.identity.org,
+        "set.dead_letter",
+        set_id,
+        f"kind={kind.value} reason={reason}",
+    )
+
+
+def _alert_dead_letter(
+    core: GatewayCore, set_id: str, bank_code: str, kind: SetKind, reason: str
+) -> None:
+    """Count and log a dead letter, once its transaction has committed."""
     core.on_dead_letter(bank_code, kind.value)
     _logger.error(
-        "ALERT: set cannot be delivered; dead letter",
+        "ALERT: set given up; dead letter",
         extra={"set_id": set_id, "bank": bank_code, "reason": reason},
     )
 
@@ -715,8 +720,9 @@ def post_account_check_results(
             )
         _release_claims(connection, list(refused))
         if confirmed:
-            _remember_confirmations(core, connection, check_set, confirmed, now)
-            _instruct(core, connection, check_set, confirmed, now)
+            checks = _checks_of(core, connection, check_set)
+            _remember_confirmations(core, connection, check_set, checks, confirmed, now)
+            _instruct(core, connection, check_set, checks, confirmed, now)
         _maybe_finish_set(
             connection, check_set.set_id, RecordState.CHECKING, "check_set_id"
         )
@@ -737,18 +743,27 @@ def post_account_check_results(
     return _receipt(answer.header.subject_id, envelope, accepted, duplicates, now)
 
 
+def _checks_of(
+    core: GatewayCore, connection: Connection, check_set: Any
+) -> exchange_pb2.AccountCheckSet:
+    """The account checks of a stored set, opened from its sealed envelope."""
+    data_key = core.data_key(connection, check_set.batch_id)
+    raw = data_key.open(check_set.sealed, _set_aad(check_set.set_id))
+    return exchange_pb2.AccountCheckSet.FromString(
+        envelope_pb2.SignedEnvelope.FromString(raw).payload
+    )
+
+
 def _instruct(
     core: GatewayCore,
     connection: Connection,
     check_set: Any,
+    checks: exchange_pb2.AccountCheckSet,
     confirmed: Sequence[str],
     now: dt.datetime,
 ) -> None:
     """Turn confirmed checks into signed instruction sets."""
     data_key = core.data_key(connection, check_set.batch_id)
-    raw = data_key.open(check_set.sealed, _set_aad(check_set.set_id))
-    checks_envelope = envelope_pb2.SignedEnvelope.FromString(raw)
-    checks = exchange_pb2.AccountCheckSet.FromString(checks_envelope.payload)
     by_id = {c.check_id: c for c in checks.checks}
     amounts = dict(
         connection.execute(
@@ -790,17 +805,11 @@ def _remember_confirmations(
     core: GatewayCore,
     connection: Connection,
     check_set: Any,
+    checks: exchange_pb2.AccountCheckSet,
     confirmed: Sequence[str],
     now: dt.datetime,
 ) -> None:
     """Keep the bank's confirmations, keyed by account and holder digests."""
-    if not confirmed:
-        return
-    data_key = core.data_key(connection, check_set.batch_id)
-    raw = data_key.open(check_set.sealed, _set_aad(check_set.set_id))
-    checks = exchange_pb2.AccountCheckSet.FromString(
-        envelope_pb2.SignedEnvelope.FromString(raw).payload
-    )
     wanted = set(confirmed)
     table = schema.account_verifications
     expires = now + dt.timedelta(hours=core.settings.verification_ttl_hours)

@@ -15,7 +15,6 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
@@ -24,12 +23,10 @@ from gateway import deadline_store
 from gateway.core import GatewayCore
 from gateway.deadlines import Deadline, pay_by
 from gateway.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
-from gateway.registry import county_of
+from gateway.registry import REFERENCE, county_of
 from gateway.states import SetState
 from gateway.store import schema
 from keys.identity import Identity, Role
-
-_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ def record_release(
     """Record that a batch's funds reached its agent bank; free its sets."""
     now = core.now()
     when = released_at or now
-    if not _REFERENCE.match(treasury_reference):
+    if not REFERENCE.match(treasury_reference):
         raise InvalidArgumentError("treasury_reference is missing or malformed")
     if when > now:
         raise InvalidArgumentError("a release cannot lie in the future")

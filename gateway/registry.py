@@ -60,7 +60,8 @@ from ykt.v1 import registry_pb2
 
 ACCOUNT_KINDS = frozenset({"社保卡", "银行卡", PASSBOOK_KIND})
 _COUNTY_ORG = re.compile(r"^([0-9]{6})(?:-|$)")
-_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$")
+# A paper reference (an application form, a treasury voucher): no personal data.
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$")
 
 DECLARED = "DECLARED"
 REVIEWED = "REVIEWED"
@@ -206,7 +207,7 @@ def _check(
         raise InvalidArgumentError("id_number is not a valid ID number")
     if not name_valid(normalize_name(declaration.name)):
         raise InvalidArgumentError("name is missing or malformed")
-    if not _REFERENCE.match(declaration.application_reference):
+    if not REFERENCE.match(declaration.application_reference):
         raise InvalidArgumentError(
             "application_reference must name the beneficiary's signed application"
         )

@@ -251,11 +251,7 @@ def validate_batch(
         corrections = CorrectionChecker(connection, caller, head.policy, manifest)
         try:
             for _index, _raw, records in _verified_chunks(stream, manifest):
-                lookups.prefetch(
-                    [r.id_number for r in records.records]
-                    + [r.proxy_id_number for r in records.records],
-                    _list_names(head.policy),
-                )
+                lookups.prefetch(_people_of(records), _list_names(head.policy))
                 for record in records.records:
                     count += 1
                     total += _declared_amount(record.amount)
@@ -442,6 +438,13 @@ def _verified_chunks(
 REJECTED = exchange.Routed(RecordState.REJECTED)
 
 
+def _people_of(records: batch_pb2.PaymentRecordList) -> list[str]:
+    """The ID numbers a chunk's checks will look up: beneficiaries, proxies."""
+    return [r.id_number for r in records.records] + [
+        r.proxy_id_number for r in records.records if r.proxy_id_number
+    ]
+
+
 def _list_names(policy: Policy) -> list[str]:
     """The reference lists the policy's checks consult."""
     names = [DECEASED_LIST, policy.rules.requires_list, policy.rules.excludes_list]
@@ -498,11 +501,7 @@ def _store_new_batch(
                 sealed=data_key.seal(raw, f"{batch_id}:chunk:{index}".encode()),
             )
         )
-        lookups.prefetch(
-            [r.id_number for r in records.records]
-            + [r.proxy_id_number for r in records.records if r.proxy_id_number],
-            list_names,
-        )
+        lookups.prefetch(_people_of(records), list_names)
         checked = []
         for record in records.records:
             digest.add(record)

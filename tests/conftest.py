@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import uuid
@@ -16,10 +17,13 @@ from gateway.client import ClientCredentials, open_channel
 from gateway.config import GatewayConfig, dev_config
 from gateway.core import Clock
 from gateway.reference import import_reference
+from gateway.sealing import Tokenizer
 from gateway.server import Gateway, build
+from gateway.store import db
 from gateway.tls import restrict_cipher_suites
 from keys.ca import DevelopmentCA, write_credentials
 from keys.identity import Identity, Role
+from keys.keystore import LocalKeyStore
 from tests.fakes import Person, people, write_reference
 
 restrict_cipher_suites()
@@ -86,21 +90,46 @@ class MovableClock:
 
 
 def start_gateway(
-    tmp_path: Path, database_url: str | None, clock: Clock | None = None
+    tmp_path: Path,
+    database_url: str | None,
+    clock: Clock | None = None,
+    *,
+    persons: list[Person] | None = None,
+    bank: str = "CQRCB",
+    connector: str = "grpc-pull",
+    file_deliveries: bool = True,
+    keep_files: bool = False,
 ) -> Running:
-    """A real gateway on port 0 with fictional reference data, already serving."""
-    persons = people(40)
+    """A real gateway on port 0 with fictional reference data, already serving.
+
+    The county pays CQ-NY-001 through ``bank`` in the style ``connector``.
+    The reference data is imported before the gateway is built, so its file
+    deliveries see a file-connected bank on their first scan; with
+    ``file_deliveries=False`` the gateway delivers no files by itself and a
+    test drives a ``FileDelivery`` of its own.
+    """
+    persons = persons if persons is not None else people(40)
     reference = tmp_path / "reference"
-    write_reference(reference, persons)
-    config = dev_config(tmp_path / "state", "127.0.0.1:0", None, database_url)
+    write_reference(reference, persons, bank=bank, connector=connector)
+    state = tmp_path / "state"
+    config = dev_config(
+        state, "127.0.0.1:0", None, database_url, keep_exchange_files=keep_files
+    )
+
+    engine = db.connect(config.database_url)
+    db.migrate(engine)
+    tokenizer = Tokenizer(LocalKeyStore(config.keys_directory).token_key())
+    import_reference(engine, tokenizer, reference)
+    engine.dispose()
+
+    if not file_deliveries:
+        config = dataclasses.replace(config, exchange_directory=None)
     gateway = build(config, clock=clock)
-    import_reference(gateway.core.engine, gateway.core.tokenizer, reference)
     gateway.server.start()
-    ca = DevelopmentCA(tmp_path / "state" / "pki")
     return Running(
         gateway,
         config,
-        ca,
+        DevelopmentCA(state / "pki"),
         f"localhost:{gateway.port}",
         tmp_path / "clients",
         persons,

@@ -47,19 +47,14 @@ from connectors.file_gateway import FileDelivery
 from connectors.file_protocol import ACK, BankFolders, Style, encode_ack
 from connectors.simulator import SimulatedBankCore, load_ledgers
 from gateway.client import ClientCredentials, record_funds_release, submit
-from gateway.config import dev_config
 from gateway.core import Clock
-from gateway.reference import import_reference
-from gateway.sealing import Tokenizer
 from gateway.server import build
 from gateway.states import RecordState, SetKind, SetState
-from gateway.store import db, schema
-from keys.ca import DevelopmentCA
+from gateway.store import schema
 from keys.identity import Role
-from keys.keystore import LocalKeyStore
 from keys.trust import TrustStore
-from tests.conftest import Running
-from tests.fakes import Person, make_card, make_id, people, write_reference
+from tests.conftest import Running, start_gateway
+from tests.fakes import Person, make_card, make_id, people
 from tests.test_submission import records_for, requests_for
 from ykt.v1 import batch_pb2, services_pb2, services_pb2_grpc
 
@@ -85,39 +80,17 @@ def start_exchange_gateway(
     keep_files: bool = False,
 ) -> Running:
     """A real gateway on port 0 whose county pays CQ-NY-001 through PSBC,
-    connected in the style ``connector``.
-
-    The reference data is imported before the gateway is built, so a
-    delivery thread (``file_thread``) sees the bank on its first scan.
-    Without ``file_thread`` the gateway delivers no files by itself and the
-    test drives a ``FileDelivery`` of its own.
-    """
-    persons = persons if persons is not None else people(40)
-    reference = tmp_path / "reference"
-    write_reference(reference, persons, bank=BANK, connector=connector)
-    state = tmp_path / "state"
-    config = dev_config(
-        state, "127.0.0.1:0", None, database_url, keep_exchange_files=keep_files
-    )
-
-    engine = db.connect(config.database_url)
-    db.migrate(engine)
-    tokenizer = Tokenizer(LocalKeyStore(config.keys_directory).token_key())
-    import_reference(engine, tokenizer, reference)
-    engine.dispose()
-
-    if not file_thread:
-        config = dataclasses.replace(config, exchange_directory=None)
-    gateway = build(config, clock=clock)
-    gateway.server.start()
-    return Running(
-        gateway,
-        config,
-        DevelopmentCA(state / "pki"),
-        f"localhost:{gateway.port}",
-        tmp_path / "clients",
-        persons,
-        reference,
+    connected in the style ``connector``; without ``file_thread`` the test
+    drives a ``FileDelivery`` of its own."""
+    return start_gateway(
+        tmp_path,
+        database_url,
+        clock,
+        persons=persons,
+        bank=BANK,
+        connector=connector,
+        file_deliveries=file_thread,
+        keep_files=keep_files,
     )
 
 
