@@ -112,6 +112,16 @@ class SimulatedBankCore:
             "return_due TEXT, return_reported INTEGER DEFAULT 0, "
             "result_reported INTEGER DEFAULT 0, origin TEXT DEFAULT '')"
         )
+        # What is still to report is found by index, not by reading every
+        # payment the core ever made.
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS payments_unreported ON payments "
+            "(result_reported) WHERE result_reported = 0"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS payments_returns_due ON payments "
+            "(return_due) WHERE return_due IS NOT NULL AND return_reported = 0"
+        )
 
     def verify_account(
         self, holder_name: str, holder_id_number: str, account_number: str
@@ -233,7 +243,7 @@ class SimulatedBankCore:
         return outcomes
 
     def mark_reported(self, outcomes: list[PaymentOutcome]) -> None:
-        with self._lock:
+        with self._lock, _immediate(self._db):
             self._db.executemany(
                 "UPDATE payments SET return_reported = 1 WHERE instruction_id = ?",
                 [

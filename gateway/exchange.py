@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import deadline_store
@@ -46,7 +46,7 @@ from gateway.reasons import ReasonCode
 from gateway.rules import Verdict
 from gateway.sealing import DataKey
 from gateway.states import FINAL_STATES, RELEASED_STATES, RecordState, SetKind, SetState
-from gateway.store import schema
+from gateway.store import bulk, schema
 from keys.identity import Identity, Role
 from ykt.v1 import envelope_pb2, exchange_pb2
 
@@ -814,36 +814,29 @@ def _remember_confirmations(
     table = schema.account_verifications
     expires = now + dt.timedelta(hours=core.settings.verification_ttl_hours)
     keys = [
-        {
-            "b_bank": check_set.bank_code,
-            "b_account": core.tokenizer.account(check.account_number),
-            "b_holder": core.tokenizer.holder(
-                check.holder_id_number, check.holder_name
-            ),
-        }
+        (
+            check_set.bank_code,
+            core.tokenizer.account(check.account_number),
+            core.tokenizer.holder(check.holder_id_number, check.holder_name),
+        )
         for check in checks.checks
         if check.check_id in wanted
     ]
     # Replace any earlier confirmation of the same account and holder.
-    connection.execute(
-        delete(table).where(
-            table.c.bank_code == bindparam("b_bank"),
-            table.c.account_digest == bindparam("b_account"),
-            table.c.holder_digest == bindparam("b_holder"),
-        ),
-        keys,
-    )
-    connection.execute(
-        insert(table),
+    key = ("bank_code", "account_digest", "holder_digest")
+    bulk.delete_rows(connection, table, key, keys)
+    bulk.insert_rows(
+        connection,
+        table,
         [
             {
-                "bank_code": key["b_bank"],
-                "account_digest": key["b_account"],
-                "holder_digest": key["b_holder"],
+                "bank_code": bank,
+                "account_digest": account,
+                "holder_digest": holder,
                 "verified_at": now,
                 "expires_at": expires,
             }
-            for key in keys
+            for bank, account, holder in keys
         ],
     )
 
@@ -956,8 +949,7 @@ def record_results(
                 accepted += 1
 
             # All checked: now write, a statement per kind of change.
-            if new_results:
-                connection.execute(insert(schema.results), new_results)
+            bulk.insert_rows(connection, schema.results, new_results)
             for (new_state, reasons), record_ids in transitions.items():
                 for start in range(0, len(record_ids), IN_BATCH):
                     _set_state(

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, select
 
 from gateway.normalize import normalize_id_number
 from gateway.rules import RegistryEntry
 from gateway.sealing import Tokenizer
-from gateway.store import schema
+from gateway.store import bulk, schema
 
 # Digests per IN clause: well under SQLite's bound on parameters.
 IN_BATCH = 2000
@@ -159,7 +159,7 @@ class StoreLookups:
 
     def flush_claims(self) -> None:
         if self._pending_claims:
-            self._connection.execute(insert(schema.claims), self._pending_claims)
+            bulk.insert_rows(self._connection, schema.claims, self._pending_claims)
             self._pending_claims = []
 
 

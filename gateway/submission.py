@@ -53,7 +53,7 @@ from gateway.reasons import ReasonCode
 from gateway.rules import DECEASED_LIST, BatchChecker, PolicyRules, Verdict
 from gateway.sealing import DataKey
 from gateway.states import BATCH_STATES, RELEASED_STATES, RecordState
-from gateway.store import schema
+from gateway.store import bulk, schema
 from keys.identity import Identity, Role
 from ykt.v1 import batch_pb2, envelope_pb2, services_pb2
 
@@ -537,8 +537,7 @@ def _store_new_batch(
                     "updated_at": now,
                 }
             )
-        if rows:
-            connection.execute(insert(schema.records), rows)
+        bulk.insert_rows(connection, schema.records, rows)
 
     # 4. The chunks add up to what the manifest declared.
     _check_totals(manifest, count, total)

@@ -199,6 +199,8 @@ claims = Table(
     Column("policy_code", String(32), primary_key=True),
     Column("period", String(7), primary_key=True),
     Column("record_id", String(80), nullable=False),
+    # A record's claim is released by record id when it fails or returns.
+    Index("ix_claims_record", "record_id"),
 )
 
 exchange_sets = Table(

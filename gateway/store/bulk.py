@@ -1,0 +1,141 @@
+"""Writes that run once per record, handed to the database driver in bulk.
+
+SQLAlchemy Core runs every bound value of every row through Python: type
+processors, then the dialect's own handling of the parameter list. For the
+few statements that run once per record (records, claims, results, account
+confirmations) that work costs about as much as the database does. These
+helpers render each statement once per dialect, with SQLAlchemy's own
+compiler, and give the driver one ``executemany`` of plain tuples.
+
+Invariants:
+- Values are converted with the column types' own bind processors, so what
+  lands in the database is exactly what a Core ``insert`` would have stored
+  (``UtcDateTime`` refuses naive datetimes here too). Binary columns are
+  the one exception: every supported driver takes ``bytes`` as they are.
+- Nothing here builds SQL from values. Table and column names come from
+  ``schema``; every value is a bound parameter.
+- The caller's transaction is the transaction: nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    Table,
+    bindparam,
+    delete,
+    insert,
+)
+from sqlalchemy.engine import Dialect
+
+
+def insert_rows(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """INSERT every row; all rows name the same columns as the first."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    statement = _insert(connection.dialect, table, columns)
+    _execute_many(
+        connection, statement, (tuple(row[c] for c in columns) for row in rows)
+    )
+
+
+def delete_rows(
+    connection: Connection,
+    table: Table,
+    key: Sequence[str],
+    keys: Iterable[Sequence[Any]],
+) -> None:
+    """DELETE the rows whose ``key`` columns equal one of ``keys``."""
+    statement = _delete(connection.dialect, table, tuple(key))
+    _execute_many(connection, statement, keys)
+
+
+class _Statement:
+    """A statement rendered once for a dialect, and how to order its values.
+
+    Values come in the order of the ``p0, p1, ...`` parameters the statement
+    was built with; the rendered SQL may bind them in another order (an
+    INSERT names columns in table order).
+    """
+
+    def __init__(self, dialect: Dialect, compiled: Any, columns: Sequence[Any]):
+        self.sql = str(compiled)
+        self.positional = bool(dialect.positional)
+        names = list(compiled.positiontup or []) or [
+            f"p{i}" for i in range(len(columns))
+        ]
+        self.names = names
+        self.order = [int(name[1:]) for name in names]
+        processors = [
+            None
+            if isinstance(column.type, LargeBinary)
+            else column.type.bind_processor(dialect)
+            for column in columns
+        ]
+        self.processed: list[tuple[int, Callable[[Any], Any]]] = []
+        for place, index in enumerate(self.order):
+            processor = processors[index]
+            if processor is not None:
+                self.processed.append((place, processor))
+
+    def all_parameters(
+        self, rows: Iterable[Sequence[Any]]
+    ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
+        order, processed = self.order, self.processed
+        # Rows of one call mostly share their timestamps: convert each once.
+        last: dict[int, tuple[Any, Any]] = {}
+        out: list[list[Any]] = []
+        for row in rows:
+            values = [row[index] for index in order]
+            for place, processor in processed:
+                value = values[place]
+                if value is None:
+                    continue
+                seen = last.get(place)
+                if seen is not None and seen[0] is value:
+                    values[place] = seen[1]
+                else:
+                    values[place] = processor(value)
+                    last[place] = (value, values[place])
+            out.append(values)
+        if self.positional:
+            return [tuple(values) for values in out]
+        return [dict(zip(self.names, values, strict=True)) for values in out]
+
+
+@lru_cache(maxsize=64)
+def _insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Statement:
+    statement = insert(table).values(
+        {c: bindparam(f"p{i}", type_=table.c[c].type) for i, c in enumerate(columns)}
+    )
+    compiled = statement.compile(dialect=dialect)
+    return _Statement(dialect, compiled, [table.c[c] for c in columns])
+
+
+@lru_cache(maxsize=64)
+def _delete(dialect: Dialect, table: Table, key: tuple[str, ...]) -> _Statement:
+    compiled = delete(table).where(*_matches(table, key)).compile(dialect=dialect)
+    return _Statement(dialect, compiled, [table.c[c] for c in key])
+
+
+def _matches(table: Table, key: tuple[str, ...]) -> list[Any]:
+    return [
+        table.c[c] == bindparam(f"p{i}", type_=table.c[c].type)
+        for i, c in enumerate(key)
+    ]
+
+
+def _execute_many(
+    connection: Connection, statement: _Statement, rows: Iterable[Sequence[Any]]
+) -> None:
+    parameters = statement.all_parameters(rows)
+    if parameters:
+        connection.exec_driver_sql(statement.sql, parameters)
