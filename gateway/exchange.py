@@ -822,12 +822,11 @@ def _remember_confirmations(
         for check in checks.checks
         if check.check_id in wanted
     ]
-    # Replace any earlier confirmation of the same account and holder.
-    key = ("bank_code", "account_digest", "holder_digest")
-    bulk.delete_rows(connection, table, key, keys)
-    bulk.insert_rows(
+    # A newer confirmation of the same account and holder replaces the older.
+    bulk.upsert_rows(
         connection,
         table,
+        ("bank_code", "account_digest", "holder_digest"),
         [
             {
                 "bank_code": bank,

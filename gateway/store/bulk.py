@@ -23,14 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    LargeBinary,
-    Table,
-    bindparam,
-    delete,
-    insert,
-)
+from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 
@@ -47,15 +41,20 @@ def insert_rows(
     )
 
 
-def delete_rows(
+def upsert_rows(
     connection: Connection,
     table: Table,
     key: Sequence[str],
-    keys: Iterable[Sequence[Any]],
+    rows: Sequence[Mapping[str, Any]],
 ) -> None:
-    """DELETE the rows whose ``key`` columns equal one of ``keys``."""
-    statement = _delete(connection.dialect, table, tuple(key))
-    _execute_many(connection, statement, keys)
+    """INSERT every row; where one with the same ``key`` exists, overwrite it."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    statement = _upsert(connection.dialect, table, columns, tuple(key))
+    _execute_many(
+        connection, statement, (tuple(row[c] for c in columns) for row in rows)
+    )
 
 
 class _Statement:
@@ -113,24 +112,35 @@ class _Statement:
 
 @lru_cache(maxsize=64)
 def _insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Statement:
-    statement = insert(table).values(
-        {c: bindparam(f"p{i}", type_=table.c[c].type) for i, c in enumerate(columns)}
-    )
+    statement = insert(table).values(_parameters(table, columns))
     compiled = statement.compile(dialect=dialect)
     return _Statement(dialect, compiled, [table.c[c] for c in columns])
 
 
 @lru_cache(maxsize=64)
-def _delete(dialect: Dialect, table: Table, key: tuple[str, ...]) -> _Statement:
-    compiled = delete(table).where(*_matches(table, key)).compile(dialect=dialect)
-    return _Statement(dialect, compiled, [table.c[c] for c in key])
+def _upsert(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], key: tuple[str, ...]
+) -> _Statement:
+    if dialect.name not in _UPSERTS:
+        raise NotImplementedError(f"no upsert for the {dialect.name} dialect")
+    statement = _UPSERTS[dialect.name](table).values(_parameters(table, columns))
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={c: statement.excluded[c] for c in columns if c not in key},
+    )
+    compiled = statement.compile(dialect=dialect)
+    return _Statement(dialect, compiled, [table.c[c] for c in columns])
 
 
-def _matches(table: Table, key: tuple[str, ...]) -> list[Any]:
-    return [
-        table.c[c] == bindparam(f"p{i}", type_=table.c[c].type)
-        for i, c in enumerate(key)
-    ]
+# Both dialects spell "insert, or update on conflict" the same way.
+_UPSERTS: dict[str, Callable[[Table], Any]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
+
+
+def _parameters(table: Table, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: bindparam(f"p{i}", type_=table.c[c].type) for i, c in enumerate(columns)}
 
 
 def _execute_many(

@@ -1,0 +1,97 @@
+"""The driver-level bulk writes store exactly what SQLAlchemy Core would."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from gateway.store import bulk, db, schema
+
+NOW = dt.datetime(2026, 12, 3, 8, 30, 15, 123456, tzinfo=dt.UTC)
+LATER = NOW + dt.timedelta(hours=24)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = db.connect(database_url)
+    db.migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def confirmation(n: int, verified_at: dt.datetime) -> dict[str, object]:
+    return {
+        "bank_code": "CQRCB",
+        "account_digest": bytes([n]) * 32,
+        "holder_digest": bytes([n + 100]) * 32,
+        "verified_at": verified_at,
+        "expires_at": verified_at + dt.timedelta(hours=24),
+    }
+
+
+def stored(engine: Engine) -> list[tuple[object, ...]]:
+    table = schema.account_verifications
+    with engine.connect() as connection:
+        rows = connection.execute(select(table).order_by(table.c.account_digest)).all()
+    return [tuple(row) for row in rows]
+
+
+def test_insert_rows_stores_what_a_core_insert_stores(engine: Engine) -> None:
+    table = schema.account_verifications
+    with engine.begin() as connection:
+        connection.execute(insert(table), [confirmation(1, NOW)])
+    by_core = stored(engine)
+    with engine.begin() as connection:
+        connection.execute(table.delete())
+        bulk.insert_rows(connection, table, [confirmation(1, NOW)])
+
+    assert stored(engine) == by_core
+    assert by_core[0][3] == NOW  # read back aware, to the microsecond
+
+
+def test_insert_rows_of_nothing_writes_nothing(engine: Engine) -> None:
+    with engine.begin() as connection:
+        bulk.insert_rows(connection, schema.account_verifications, [])
+
+    assert stored(engine) == []
+
+
+def test_upsert_rows_replaces_the_row_with_the_same_key_only(engine: Engine) -> None:
+    table = schema.account_verifications
+    key = ("bank_code", "account_digest", "holder_digest")
+    with engine.begin() as connection:
+        bulk.upsert_rows(connection, table, key, [confirmation(1, NOW)])
+        bulk.upsert_rows(
+            connection, table, key, [confirmation(1, LATER), confirmation(2, NOW)]
+        )
+
+    rows = stored(engine)
+    assert [(row[3], row[4]) for row in rows] == [
+        (LATER, LATER + dt.timedelta(hours=24)),
+        (NOW, NOW + dt.timedelta(hours=24)),
+    ]
+
+
+def test_bulk_writes_refuse_naive_datetimes_and_leave_nothing(engine: Engine) -> None:
+    naive = confirmation(1, NOW)
+    naive["verified_at"] = NOW.replace(tzinfo=None)
+    rows = [confirmation(2, NOW), naive]
+
+    with pytest.raises(ValueError, match="naive"), engine.begin() as connection:
+        bulk.insert_rows(connection, schema.account_verifications, rows)
+
+    assert stored(engine) == []
+
+
+def test_bulk_writes_keep_the_callers_transaction(engine: Engine) -> None:
+    connection = engine.connect()
+    transaction = connection.begin()
+    bulk.insert_rows(connection, schema.account_verifications, [confirmation(1, NOW)])
+
+    transaction.rollback()
+    connection.close()
+
+    assert stored(engine) == []
