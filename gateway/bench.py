@@ -6,13 +6,16 @@ The path, with each part a separate process as in production:
     -> parse      read the file, build records, spool signed-for chunks
     -> submit     sign the manifest, stream over mTLS; the gateway verifies,
                   validates, encrypts and stores, and routes to account checks
-    -> verify     the bank (``ykt bank simulate``, grpc-pull) answers every
-                  check; the gateway turns confirmations into instruction sets
-    -> deliver    funds released; the bank pulls every instruction set and
-                  acknowledges it
+    -> verify     funds released at once; the bank (``ykt bank simulate``,
+                  grpc-pull) answers every check; the gateway turns
+                  confirmations into instruction sets
+    -> deliver    the bank pulls every instruction set, pays and
+                  acknowledges it, while later checks are still answered
     -> report     the bank posts every result; every record is final
 
-End to end is "file to acknowledged instructions": parse through deliver.
+Verify and deliver overlap, as they do in production, and are both timed
+from the end of the submission. End to end is "file to acknowledged
+instructions" by the wall clock: the start of parse to the end of deliver.
 
 The ceiling is measured in the same run, on the same data, with no gateway
 logic around the building blocks: CSV reading, protobuf parsing, HMAC of
@@ -66,6 +69,9 @@ from ykt.v1 import batch_pb2, services_pb2_grpc
 
 BATCH_ID = "bench-1"
 POLL_SECONDS = 0.2
+# Runner processes of the bank, sharing its core as a bank's pullers do: one
+# answers or pays while the other waits on the gateway.
+PULLERS = 2
 
 
 @dataclass
@@ -86,6 +92,8 @@ class Report:
     stages: list[Stage] = field(default_factory=list)
     blocks: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    # File to acknowledged instructions, by the wall clock.
+    end_to_end_seconds: float = 0.0
 
     def ceiling(self, *names: str) -> float:
         """Records/s of doing every named block once per record, in turn."""
@@ -125,11 +133,14 @@ def run_bench(records: int, out: Path) -> int:
     department = ClientCredentials(clients / "department-500154-NYNC")
     gateway, port = _start_gateway(state, out / "gateway.log")
     target = f"127.0.0.1:{port}"
-    bank = _start_bank(target, data, clients / "bank-CQRCB", ca, out)
+    banks = [
+        _start_bank(target, data, clients / "bank-CQRCB", ca, out, puller)
+        for puller in range(PULLERS)
+    ]
     engine = create_engine(f"sqlite:///{state / 'gateway.db'}")
     try:
         # 1. Parse.
-        started = time.perf_counter()
+        began = started = time.perf_counter()
         source = read_department_file(data / "batches" / "bench.csv")
         spool = SpooledBatch(iter_records(source.iter_rows()), directory=out)
         report.stages.append(Stage("parse", time.perf_counter() - started, records))
@@ -158,20 +169,23 @@ def run_bench(records: int, out: Path) -> int:
             if response.rejected_count:
                 print(f"note: {response.rejected_count} records were refused")
 
-            # 3. Account checks answered, confirmations routed.
-            started = time.perf_counter()
+            # 3. The treasury releases the funds as soon as the batch is
+            #    accepted, as it may (Art. 19): account checks (verify) and
+            #    payments of the confirmed records (deliver) then overlap, and
+            #    both are timed from the end of the submission.
+            submitted = time.perf_counter()
+            record_funds_release(channel, BATCH_ID, "GK-BENCH-1")
             _wait(lambda: _count_in(engine, RecordState.CHECKING) == 0)
             report.stages.append(
-                Stage("verify", time.perf_counter() - started, records)
+                Stage("verify", time.perf_counter() - submitted, records)
             )
 
-            # 4. Funds released; every instruction set delivered and acknowledged.
-            started = time.perf_counter()
-            record_funds_release(channel, BATCH_ID, "GK-BENCH-1")
+            # 4. Every instruction set delivered and acknowledged.
             _wait(lambda: _unacknowledged_instruction_sets(engine) == 0)
             report.stages.append(
-                Stage("deliver", time.perf_counter() - started, records)
+                Stage("deliver", time.perf_counter() - submitted, records)
             )
+            report.end_to_end_seconds = time.perf_counter() - began
 
         # 5. Results reported.
         started = time.perf_counter()
@@ -179,10 +193,11 @@ def run_bench(records: int, out: Path) -> int:
         report.stages.append(Stage("report", time.perf_counter() - started, records))
         paid = _count_in(engine, RecordState.PAID)
         report.peak_rss_mib["gateway"] = _peak_rss_of(gateway.pid)
-        report.peak_rss_mib["bank"] = _peak_rss_of(bank.pid)
+        for puller, bank in enumerate(banks):
+            report.peak_rss_mib[f"bank puller {puller}"] = _peak_rss_of(bank.pid)
     finally:
         engine.dispose()
-        for process in (bank, gateway):
+        for process in (*banks, gateway):
             process.terminate()
             process.wait(timeout=30)
 
@@ -232,7 +247,12 @@ def _start_gateway(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], int
 
 
 def _start_bank(
-    target: str, data: Path, credentials: Path, ca: DevelopmentCA, out: Path
+    target: str,
+    data: Path,
+    credentials: Path,
+    ca: DevelopmentCA,
+    out: Path,
+    puller: int,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ykt_command(
@@ -251,7 +271,7 @@ def _start_bank(
             "--state",
             str(out / "bank"),
         ),
-        stdout=(out / "bank.log").open("ab"),
+        stdout=(out / f"bank-{puller}.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
 
@@ -452,10 +472,10 @@ def _print(report: Report) -> None:
         print(f"  {name:<16} {rate:14,.0f}")
     for who, mib in report.peak_rss_mib.items():
         print(f"peak RSS of the {who}: {mib:,.0f} MiB")
+    print("verify and deliver overlap; both are timed from the end of submit")
+    print(f"file to acknowledged instructions: {report.end_to_end_seconds:.1f} s")
 
-    end_to_end = [s for s in report.stages if s.name != "report"]
-    seconds = sum(s.seconds for s in end_to_end)
-    rate = report.records / seconds
+    rate = report.records / report.end_to_end_seconds
     ceiling = report.ceiling(*report.blocks)
     peak = max(report.peak_rss_mib.values())
     print()
