@@ -92,6 +92,8 @@ class Report:
     stages: list[Stage] = field(default_factory=list)
     blocks: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    # Processor time each process used from its start to the end of report.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     # File to acknowledged instructions, by the wall clock.
     end_to_end_seconds: float = 0.0
 
@@ -193,8 +195,10 @@ def run_bench(records: int, out: Path) -> int:
         report.stages.append(Stage("report", time.perf_counter() - started, records))
         paid = _count_in(engine, RecordState.PAID)
         report.peak_rss_mib["gateway"] = _peak_rss_of(gateway.pid)
+        report.cpu_seconds["gateway"] = _cpu_seconds_of(gateway.pid)
         for puller, bank in enumerate(banks):
             report.peak_rss_mib[f"bank puller {puller}"] = _peak_rss_of(bank.pid)
+            report.cpu_seconds[f"bank puller {puller}"] = _cpu_seconds_of(bank.pid)
     finally:
         engine.dispose()
         for process in (*banks, gateway):
@@ -322,6 +326,16 @@ def _peak_rss_of(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def _cpu_seconds_of(pid: int) -> float:
+    """User and system time of a running process, in seconds (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # utime and stime, the 14th and 15th fields of stat(5), in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the ceiling -----------------------------------------------------------------
@@ -472,6 +486,8 @@ def _print(report: Report) -> None:
         print(f"  {name:<16} {rate:14,.0f}")
     for who, mib in report.peak_rss_mib.items():
         print(f"peak RSS of the {who}: {mib:,.0f} MiB")
+    for who, seconds in report.cpu_seconds.items():
+        print(f"processor time of the {who}: {seconds:,.1f} s")
     print("verify and deliver overlap; both are timed from the end of submit")
     print(f"file to acknowledged instructions: {report.end_to_end_seconds:.1f} s")
 
