@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -696,11 +696,11 @@ def post_account_check_results(
             )
 
         checked = _checked_in(connection, [r.check_id for r in answer.results])
-        confirmed: list[str] = []
+        confirmed: dict[str, int] = {}  # record id -> amount in fen
         refused: dict[str, ReasonCode] = {}
         duplicates = 0
         for result in answer.results:
-            state, in_set = checked.get(result.check_id, (None, None))
+            state, in_set, amount_fen = checked.get(result.check_id, (None, None, 0))
             if in_set != check_set.set_id:
                 raise InvalidArgumentError("an answer names a check outside the set")
             if result.status not in CHECK_STATUS_REASONS:
@@ -710,7 +710,7 @@ def post_account_check_results(
                 continue
             reason = CHECK_STATUS_REASONS[result.status]
             if reason is None:
-                confirmed.append(result.check_id)
+                confirmed[result.check_id] = amount_fen
             else:
                 refused[result.check_id] = reason
 
@@ -759,19 +759,12 @@ def _instruct(
     connection: Connection,
     check_set: Any,
     checks: exchange_pb2.AccountCheckSet,
-    confirmed: Sequence[str],
+    confirmed: Mapping[str, int],
     now: dt.datetime,
 ) -> None:
-    """Turn confirmed checks into signed instruction sets."""
+    """Turn confirmed checks (record id -> amount) into signed instruction sets."""
     data_key = core.data_key(connection, check_set.batch_id)
     by_id = {c.check_id: c for c in checks.checks}
-    amounts = dict(
-        connection.execute(
-            select(schema.records.c.record_id, schema.records.c.amount_fen).where(
-                schema.records.c.record_id.in_(confirmed)
-            )
-        ).all()
-    )
 
     writer = InstructionSetWriter(
         core,
@@ -782,10 +775,10 @@ def _instruct(
         SetHeading.of_batch(connection, check_set.batch_id),
     )
     by_set: dict[str, list[str]] = {}
-    for rid in confirmed:
+    for rid, amount_fen in confirmed.items():
         check = by_id[rid]
         set_id = writer.add(
-            Payment(rid, check.holder_name, check.account_number, amounts[rid])
+            Payment(rid, check.holder_name, check.account_number, amount_fen)
         )
         by_set.setdefault(set_id, []).append(rid)
     writer.flush()
@@ -806,7 +799,7 @@ def _remember_confirmations(
     connection: Connection,
     check_set: Any,
     checks: exchange_pb2.AccountCheckSet,
-    confirmed: Sequence[str],
+    confirmed: Iterable[str],
     now: dt.datetime,
 ) -> None:
     """Keep the bank's confirmations, keyed by account and holder digests."""
@@ -883,8 +876,10 @@ def record_results(
             ):
                 return _receipt(subject_id, envelope, 0, len(results), now)
             ids = [r.instruction_id for r in results]
-            delivered = _delivered_instruction_sets(connection, caller, ids)
             states = _record_states(connection, ids)
+            delivered = _delivered_instruction_sets(
+                connection, caller, {set_id for _, set_id in states.values()}
+            )
             known = _known_results(connection, ids)
 
             accepted = duplicates = 0
@@ -1041,47 +1036,43 @@ def _record_states(
 
 def _checked_in(
     connection: Connection, record_ids: Sequence[str]
-) -> dict[str, tuple[RecordState, str | None]]:
-    """Record id -> (state, the account-check set it was checked in).
+) -> dict[str, tuple[RecordState, str | None, int]]:
+    """Record id -> (state, the account-check set it was checked in, amount).
 
     Unlike ``_record_states``, the check set stays known after the record
     moved on, so an answer repeated after the first one was applied is
     recognised as a repeat, not as a check outside the set.
     """
     records = schema.records
-    found: dict[str, tuple[RecordState, str | None]] = {}
+    found: dict[str, tuple[RecordState, str | None, int]] = {}
     for start in range(0, len(record_ids), 500):
         for row in connection.execute(
-            select(records.c.record_id, records.c.state, records.c.check_set_id).where(
-                records.c.record_id.in_(record_ids[start : start + 500])
-            )
+            select(
+                records.c.record_id,
+                records.c.state,
+                records.c.check_set_id,
+                records.c.amount_fen,
+            ).where(records.c.record_id.in_(record_ids[start : start + 500]))
         ):
-            found[row.record_id] = (RecordState(row.state), row.check_set_id)
+            found[row.record_id] = (
+                RecordState(row.state),
+                row.check_set_id,
+                row.amount_fen,
+            )
     return found
 
 
 def _delivered_instruction_sets(
-    connection: Connection, caller: Identity, record_ids: Sequence[str]
+    connection: Connection, caller: Identity, set_ids: Iterable[str | None]
 ) -> dict[str, str]:
-    """Instruction set id -> batch id, for sets delivered to the caller.
+    """Instruction set id -> batch id, for those of ``set_ids`` that are
+    instruction sets delivered to the caller.
 
-    Two lookups by key (the records, then their sets), not a join: a join
-    lets the planner walk every record of every set of the bank, which is a
-    whole batch per result set.
+    Looked up by key, not joined from the records: a join lets the planner
+    walk every record of every set of the bank, a whole batch per result set.
     """
-    records, sets = schema.records, schema.exchange_sets
-    set_ids: set[str] = set()
-    for start in range(0, len(record_ids), IN_BATCH):
-        set_ids.update(
-            set_id
-            for set_id in connection.execute(
-                select(records.c.instruction_set_id).where(
-                    records.c.record_id.in_(record_ids[start : start + IN_BATCH])
-                )
-            ).scalars()
-            if set_id is not None
-        )
-    wanted = sorted(set_ids)
+    sets = schema.exchange_sets
+    wanted = sorted(set_id for set_id in set(set_ids) if set_id is not None)
     delivered: dict[str, str] = {}
     for start in range(0, len(wanted), IN_BATCH):
         rows = connection.execute(
