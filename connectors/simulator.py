@@ -11,7 +11,9 @@ It plays what a real agent bank's core does behind the connector:
 
 Like a real core, it records which instruction ids it has paid, in its own
 database, so a redelivered instruction is never paid twice. That database
-holds instruction ids, outcomes and references only; no personal data.
+holds instruction ids, outcomes and references only; no personal data. The
+ledgers, which are personal data, are read from the ledger CSVs into a
+separate SQLite file (``LedgerBook``) so that memory does not grow with them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import json
 import secrets
 import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,19 +58,106 @@ class LedgerAccount:
     status_at_payment: str
 
 
-def load_ledgers(directory: Path) -> dict[str, LedgerAccount]:
-    accounts: dict[str, LedgerAccount] = {}
+def iter_ledger_accounts(directory: Path) -> Iterator[tuple[str, LedgerAccount]]:
+    """(account number, account) for every row of every bank's ledger CSV."""
     for path in sorted(directory.glob("*.csv")):
         with path.open(newline="", encoding="utf-8-sig") as handle:
             for row in csv.DictReader(handle):
-                accounts[row["account"].strip()] = LedgerAccount(
-                    bank_code=path.stem,
-                    holder_name=_fold(row["holder_name"]),
-                    holder_id_number=row["holder_id_number"].strip().upper(),
-                    status=row["status"].strip(),
-                    status_at_payment=row["status_at_payment"].strip(),
+                yield (
+                    row["account"].strip(),
+                    LedgerAccount(
+                        bank_code=path.stem,
+                        holder_name=_fold(row["holder_name"]),
+                        holder_id_number=row["holder_id_number"].strip().upper(),
+                        status=row["status"].strip(),
+                        status_at_payment=row["status_at_payment"].strip(),
+                    ),
                 )
-    return accounts
+
+
+def load_ledgers(directory: Path) -> dict[str, LedgerAccount]:
+    """Every ledger in memory: for small ledgers, such as a test's."""
+    return dict(iter_ledger_accounts(directory))
+
+
+class LedgerBook(Mapping[str, LedgerAccount]):
+    """Every bank's ledger, looked up from a SQLite file instead of memory.
+
+    A bank's core answers from its database. Holding a million accounts as
+    Python objects made the simulator's memory grow with the batch; this keeps
+    it flat. The file is a copy of the ledger CSVs: built the first time,
+    rebuilt when their names, sizes or modification times change, and shared
+    by the pullers of one bank (the first to open it builds it, the others
+    wait on its write lock and then find it current).
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, directory: Path, database: Path) -> LedgerBook:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            database, check_same_thread=False, isolation_level=None, timeout=300
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS ledger (account TEXT PRIMARY KEY, "
+            "bank_code TEXT, holder_name TEXT, holder_id_number TEXT, status TEXT, "
+            "status_at_payment TEXT) WITHOUT ROWID"
+        )
+        db.execute("CREATE TABLE IF NOT EXISTS ledger_source (fingerprint TEXT)")
+        fingerprint = json.dumps(
+            [
+                [path.name, path.stat().st_size, path.stat().st_mtime_ns]
+                for path in sorted(directory.glob("*.csv"))
+            ]
+        )
+        with _immediate(db):
+            stored = db.execute("SELECT fingerprint FROM ledger_source").fetchone()
+            if stored is None or stored[0] != fingerprint:
+                db.execute("DELETE FROM ledger")
+                db.execute("DELETE FROM ledger_source")
+                db.executemany(
+                    "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        (
+                            number,
+                            a.bank_code,
+                            a.holder_name,
+                            a.holder_id_number,
+                            a.status,
+                            a.status_at_payment,
+                        )
+                        for number, a in iter_ledger_accounts(directory)
+                    ),
+                )
+                db.execute("INSERT INTO ledger_source VALUES (?)", (fingerprint,))
+        return cls(db)
+
+    def __getitem__(self, account_number: str) -> LedgerAccount:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT bank_code, holder_name, holder_id_number, status, "
+                "status_at_payment FROM ledger WHERE account = ?",
+                (account_number,),
+            ).fetchone()
+        if row is None:
+            raise KeyError(account_number)
+        return LedgerAccount(*row)
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            numbers = self._db.execute("SELECT account FROM ledger").fetchall()
+        return (number for (number,) in numbers)
+
+    def __len__(self) -> int:
+        with self._lock:
+            count: int = self._db.execute("SELECT count(*) FROM ledger").fetchone()[0]
+        return count
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def _fold(name: str) -> str:
@@ -78,7 +168,7 @@ class SimulatedBankCore:
     def __init__(
         self,
         bank_code: str,
-        ledgers: dict[str, LedgerAccount],
+        ledgers: Mapping[str, LedgerAccount],
         database: Path,
         *,
         return_delay: dt.timedelta = dt.timedelta(seconds=3),

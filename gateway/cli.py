@@ -6,6 +6,7 @@ import argparse
 import csv
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -134,15 +135,21 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from connectors.faults import Faults
-    from connectors.simulator import SimulatedBankCore, load_ledgers
+    from connectors.simulator import LedgerBook, SimulatedBankCore
     from gateway.client import ClientCredentials
     from gateway.core import utcnow
     from keys.trust import TrustStore
 
+    # The ledger book is a copy of the ledgers, which are personal data: kept
+    # only where --ledger-book asks, otherwise in a folder removed on exit.
+    scratch = tempfile.TemporaryDirectory(prefix="ykt-ledgers-")
+    book_path = (
+        Path(args.ledger_book) if args.ledger_book else Path(scratch.name) / "book.db"
+    )
     credentials = ClientCredentials(Path(args.credentials))
     core = SimulatedBankCore(
         args.bank,
-        load_ledgers(Path(args.ledgers)),
+        LedgerBook.open(Path(args.ledgers), book_path),
         Path(args.state) / "core.db",
         return_delay=dt.timedelta(seconds=args.return_delay),
     )
@@ -181,7 +188,10 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runner.run_forever(stop)
+    try:
+        runner.run_forever(stop)
+    finally:
+        scratch.cleanup()
     return 0
 
 
@@ -458,7 +468,13 @@ def parser() -> argparse.ArgumentParser:
     bank_commands = bank.add_subparsers(dest="bank_command", required=True)
     sim = bank_commands.add_parser("simulate", help="simulate an agent bank")
     sim.add_argument("--bank", required=True)
-    sim.add_argument("--ledgers", required=True)
+    sim.add_argument("--ledgers", required=True, help="folder of ledger CSVs")
+    sim.add_argument(
+        "--ledger-book",
+        help="keep the SQLite copy of the ledgers at this path, shared by the "
+        "bank's pullers and rebuilt when the CSVs change (default: a temporary "
+        "copy, removed on exit)",
+    )
     sim.add_argument(
         "--connector",
         default="grpc-pull",
