@@ -49,6 +49,28 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _open_shared(database: Path, *, timeout: float) -> sqlite3.Connection:
+    """A connection in WAL mode to a file that several processes share.
+
+    WAL lets the pullers of one bank read while one of them writes, and a
+    read costs no file lock. Switching a new file to WAL does not wait on the
+    busy timeout, so processes starting together retry it.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(
+        database, check_same_thread=False, isolation_level=None, timeout=timeout
+    )
+    for attempt in range(50):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+    return db
+
+
 @dataclass(frozen=True)
 class LedgerAccount:
     bank_code: str
@@ -97,10 +119,7 @@ class LedgerBook(Mapping[str, LedgerAccount]):
 
     @classmethod
     def open(cls, directory: Path, database: Path) -> LedgerBook:
-        database.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            database, check_same_thread=False, isolation_level=None, timeout=300
-        )
+        db = _open_shared(database, timeout=300)
         db.execute(
             "CREATE TABLE IF NOT EXISTS ledger (account TEXT PRIMARY KEY, "
             "bank_code TEXT, holder_name TEXT, holder_id_number TEXT, status TEXT, "
@@ -177,21 +196,7 @@ class SimulatedBankCore:
         self._ledgers = ledgers
         self._return_delay = return_delay
         self._lock = threading.Lock()
-        database.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            database, check_same_thread=False, isolation_level=None, timeout=30
-        )
-        # Several pullers of one bank share its core. Switching a new file to
-        # WAL does not wait on the busy timeout, so pullers starting together
-        # retry it.
-        for attempt in range(50):
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
+        self._db = _open_shared(database, timeout=30)
         # Each payment commits on its own; in WAL mode NORMAL keeps every
         # committed payment through a crash of the process, which is what the
         # simulator is tested against, without a disk flush per payment.
