@@ -397,7 +397,7 @@ def _pii_scan(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from gateway.bench import run_bench
 
-    return run_bench(args.records, Path(args.out))
+    return run_bench(args.records, Path(args.out), args.pullers)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -568,6 +568,12 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--records", type=int, default=100_000)
     bench.add_argument(
         "--out", default="bench-out", help="work folder, emptied at the start"
+    )
+    bench.add_argument(
+        "--pullers",
+        type=int,
+        default=4,
+        help="bank runner processes sharing the bank's core (default 4)",
     )
     bench.set_defaults(func=_bench)
 
