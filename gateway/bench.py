@@ -489,10 +489,10 @@ def _print(report: Report) -> None:
     for stage in report.stages:
         against = f"{stage.ceiling:12,.0f}" if stage.ceiling else f"{'':>12}"
         ratio = f"{stage.rate / stage.ceiling:6.2f}" if stage.ceiling else f"{'':>6}"
-        print(
-            f"{stage.name:<10} {stage.seconds:9.2f} {stage.rate:12,.0f} "
-            f"{against} {ratio}"
-        )
+        # A stage the earlier ones already finished (results reported while
+        # payments were still being delivered) has no meaningful rate.
+        shown = f"{stage.rate:12,.0f}" if stage.seconds >= 0.01 else f"{'done':>12}"
+        print(f"{stage.name:<10} {stage.seconds:9.2f} {shown} {against} {ratio}")
     print()
     print("building blocks (records/s):")
     for name, rate in report.blocks.items():
