@@ -3,7 +3,9 @@
 Every lookup is by keyed digest; no plaintext leaves the caller. Lookups run
 inside the submission's transaction, so a claim made for an earlier record of
 the same batch is visible to the later ones, and the database's uniqueness
-constraint on claims has the last word between concurrent replicas.
+constraint on claims has the last word between concurrent replicas. Given the
+batch's id, the lookups also tell the batch's own claims from older ones
+(``claimed_in_batch``), so that nothing in memory grows with the batch.
 
 Cost: a batch is checked a chunk at a time, and ``prefetch`` answers a whole
 chunk's lookups with one query per table, so a million records cost a few
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, Select, select
 
 from gateway.normalize import normalize_id_number
 from gateway.rules import RegistryEntry
@@ -35,16 +37,21 @@ class StoreLookups:
         *,
         policy_code: str = "",
         period: str = "",
+        batch_id: str = "",
     ) -> None:
+        """``batch_id`` names the batch whose claims ``claimed_in_batch``
+        reports; without it, no claim is the batch's own."""
         self._connection = connection
         self._tokenizer = tokenizer
         self._policy_code = policy_code
         self._period = period
+        self._batch_id = batch_id
         self._digests: dict[str, bytes] = {}
         self._known: set[bytes] = set()
         self._registry: dict[bytes, RegistryEntry] = {}
         self._listed: set[tuple[str, bytes]] = set()
         self._claimed: set[bytes] = set()
+        self._claimed_in_batch: set[bytes] = set()
         self._pending_claims: list[dict[str, object]] = []
 
     def person_digest(self, normalised_id: str) -> bytes:
@@ -68,6 +75,7 @@ class StoreLookups:
         self._registry.clear()
         self._listed.clear()
         self._claimed.clear()
+        self._claimed_in_batch.clear()
         people = list(
             {
                 self.person_digest(normalize_id_number(text))
@@ -96,16 +104,27 @@ class StoreLookups:
                 ):
                     self._listed.add((row.list_name, row.person_digest))
             if self._policy_code:
-                self._claimed.update(
-                    connection.execute(
-                        select(claims.c.person_digest).where(
-                            claims.c.policy_code == self._policy_code,
-                            claims.c.period == self._period,
-                            claims.c.person_digest.in_(part),
-                        )
-                    ).scalars()
-                )
+                for row in connection.execute(
+                    self._claims_query().where(claims.c.person_digest.in_(part))
+                ):
+                    self._claimed.add(row.person_digest)
+                    if row.batch_id == self._batch_id:
+                        self._claimed_in_batch.add(row.person_digest)
         self._known.update(people)
+
+    def _claims_query(self) -> Select[tuple[bytes, str | None]]:
+        """Claims on this policy and period, with the batch of each claim's
+        record. A claim made by the chunk being stored has no record yet;
+        ``claim`` remembers those until the next chunk."""
+        claims, records = schema.claims, schema.records
+        return (
+            select(claims.c.person_digest, records.c.batch_id)
+            .outerjoin(records, records.c.record_id == claims.c.record_id)
+            .where(
+                claims.c.policy_code == self._policy_code,
+                claims.c.period == self._period,
+            )
+        )
 
     def registry_entry(self, person: bytes) -> RegistryEntry | None:
         if person in self._known:
@@ -141,6 +160,15 @@ class StoreLookups:
         ).first()
         return row is not None
 
+    def claimed_in_batch(self, person: bytes) -> bool:
+        if person in self._claimed_in_batch:
+            return True
+        if person in self._known or not (self._batch_id and self._policy_code):
+            return False
+        query = self._claims_query().where(schema.claims.c.person_digest == person)
+        row = self._connection.execute(query).first()
+        return row is not None and row.batch_id == self._batch_id
+
     def claim(
         self, person: bytes, policy_code: str, period: str, record_id: str
     ) -> None:
@@ -156,6 +184,7 @@ class StoreLookups:
         )
         if (policy_code, period) == (self._policy_code, self._period):
             self._claimed.add(person)
+            self._claimed_in_batch.add(person)
 
     def flush_claims(self) -> None:
         if self._pending_claims:

@@ -476,9 +476,15 @@ def _store_new_batch(
     now = core.now()
     data_key = DataKey.generate()
     lookups = StoreLookups(
-        connection, core.tokenizer, policy_code=policy.code, period=manifest.period
+        connection,
+        core.tokenizer,
+        policy_code=policy.code,
+        period=manifest.period,
+        batch_id=batch_id,
     )
-    checker = BatchChecker(policy.rules, manifest.period, lookups, now.date())
+    checker = BatchChecker(
+        policy.rules, manifest.period, lookups, now.date(), claims_made=True
+    )
     corrections = CorrectionChecker(connection, caller, policy, manifest)
     digest = ContentDigest(manifest)
     heading = exchange.SetHeading(

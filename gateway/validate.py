@@ -92,6 +92,9 @@ class _OfflineLookups:
     def already_claimed(self, person: bytes, policy_code: str, period: str) -> bool:
         return False
 
+    def claimed_in_batch(self, person: bytes) -> bool:
+        return False
+
 
 def check_total(source: DepartmentFile, rows: Iterable[SourceRow]) -> str | None:
     """Compare the file's 合计 row, if any, with the sum of its records.

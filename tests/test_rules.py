@@ -63,6 +63,7 @@ class FakeLookups:
     registry: dict[bytes, RegistryEntry] = field(default_factory=dict)
     lists: dict[str, set[bytes]] = field(default_factory=dict)
     claims: set[tuple[bytes, str, str]] = field(default_factory=set)
+    batch_claims: set[bytes] = field(default_factory=set)
     calls: Counter[str] = field(default_factory=Counter)
 
     def person_digest(self, normalised_id: str) -> bytes:
@@ -84,6 +85,10 @@ class FakeLookups:
     def already_claimed(self, person: bytes, policy_code: str, period: str) -> bool:
         self.calls["already_claimed"] += 1
         return (person, policy_code, period) in self.claims
+
+    def claimed_in_batch(self, person: bytes) -> bool:
+        self.calls["claimed_in_batch"] += 1
+        return person in self.batch_claims
 
     # Setting up the world, without counting calls.
 
@@ -557,6 +562,27 @@ class TestDuplicatesInBatch:
         second = checker.check(**record(OK))  # type: ignore[arg-type]
         assert second.reasons == (R.DUPLICATE_IN_BATCH,)
 
+    def test_a_caller_that_claims_is_asked_for_the_batch_claims(self) -> None:
+        # A stored submission claims each accepted person as it goes; the
+        # checker then asks the batch's claims instead of remembering people.
+        world = build_world()
+        checker = BatchChecker(POLICY, PERIOD, world, TODAY, claims_made=True)
+        first = checker.check(**record(OK))  # type: ignore[arg-type]
+        other = checker.check(**record(MINORITY))  # type: ignore[arg-type]
+        assert first.person is not None
+        assert other.person is not None
+        assert first.accepted
+        assert other.accepted
+        for person in (first.person, other.person):
+            world.claims.add((person, POLICY.policy_code, PERIOD))
+        world.batch_claims.add(first.person)
+
+        again = checker.check(**record(OK))  # type: ignore[arg-type]
+        earlier = checker.check(**record(MINORITY))  # type: ignore[arg-type]
+
+        assert again.reasons == (R.DUPLICATE_IN_BATCH,)
+        assert earlier.reasons == (R.DUPLICATE_PAID,)
+
     def test_different_people_are_not_duplicates(self) -> None:
         assert self.run(record(OK), record(MINORITY), record(ELDERLY)) == [(), (), ()]
 
@@ -580,6 +606,7 @@ class TestDuplicatesInBatch:
                 "person_digest": 1,
                 "account_digest": 1,
                 "registry_entry": 1,
+                "claimed_in_batch": 1,
                 "already_claimed": 1,
                 "on_list": 2,
             },
@@ -592,6 +619,7 @@ class TestDuplicatesInBatch:
                 "person_digest": 2,
                 "account_digest": 1,
                 "registry_entry": 1,
+                "claimed_in_batch": 1,
                 "already_claimed": 1,
                 "on_list": 2,
             },

@@ -23,12 +23,14 @@ import csv
 import random
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import grpc
 import pytest
 from sqlalchemy import func, select
 
+from gateway import client
 from gateway.cli import main
 from gateway.client import ClientCredentials, build_submission, build_validation
 from gateway.client import submit as submit_batch
@@ -158,6 +160,43 @@ def test_a_dry_run_claims_nobody(
 
     assert response.record_count == 3
     assert response.rejected_count == 0
+
+
+def test_a_person_named_twice_is_a_duplicate_in_the_batch_across_chunks(
+    running: Running, department: ClientCredentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway finds a repeat through the batch's own claims, so it must
+    # see the claims of earlier chunks as well as those of the chunk in hand,
+    # and still tell them from another batch's claims.
+    monkeypatch.setattr(client, "chunk_records", partial(client.chunk_records, size=2))
+    first, second, paid = running.persons[20:23]
+    with running.channel(department) as channel:
+        submit_batch(channel, requests_for(department, records_for([paid]), "earlier"))
+    records = records_for([first, first, second, paid, second, first])
+
+    with running.channel(department) as channel:
+        response = submit_batch(channel, requests_for(department, records, "chunked"))
+
+    table = schema.records
+    with running.gateway.core.engine.connect() as connection:
+        chunks = connection.execute(
+            select(func.count())
+            .select_from(schema.batch_chunks)
+            .where(schema.batch_chunks.c.batch_id == "chunked")
+        ).scalar_one()
+        reasons = (
+            connection.execute(
+                select(table.c.reasons)
+                .where(table.c.batch_id == "chunked")
+                .order_by(table.c.row)
+            )
+            .scalars()
+            .all()
+        )
+    in_batch, paid_before = ReasonCode.DUPLICATE_IN_BATCH, ReasonCode.DUPLICATE_PAID
+    assert chunks == 3
+    assert reasons == ["", in_batch, "", paid_before, in_batch, in_batch]
+    assert response.rejected_count == 4
 
 
 def test_validate_online_yields_row_verdicts_with_file_rows(
