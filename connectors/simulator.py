@@ -107,10 +107,15 @@ class LedgerBook(Mapping[str, LedgerAccount]):
 
     A bank's core answers from its database. Holding a million accounts as
     Python objects made the simulator's memory grow with the batch; this keeps
-    it flat. The file is a copy of the ledger CSVs: built the first time,
-    rebuilt when their names, sizes or modification times change, and shared
-    by the pullers of one bank (the first to open it builds it, the others
-    wait on its write lock and then find it current).
+    it flat. A named file is a copy of the ledger CSVs: built the first time,
+    rebuilt when the folder or its files' names, sizes, inodes or change times
+    differ, and shared by the pullers of one bank (the first to open it builds
+    it, the others wait on its write lock and then find it current).
+
+    Personal data: the copy holds names, ID numbers and account numbers, as
+    the ledgers do. Without a file, the book is SQLite's private temporary
+    database, which SQLite unlinks as soon as it creates it, so nothing is
+    left behind even when the process is killed.
     """
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -118,20 +123,21 @@ class LedgerBook(Mapping[str, LedgerAccount]):
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path, database: Path) -> LedgerBook:
-        db = _open_shared(database, timeout=300)
+    def open(cls, directory: Path, database: Path | None = None) -> LedgerBook:
+        """The book of the ledger CSVs in ``directory``, kept in ``database``
+        (shared, and reused while current) or, without one, in a private
+        temporary database of this process only."""
+        if database is None:
+            db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        else:
+            db = _open_shared(database, timeout=300)
         db.execute(
             "CREATE TABLE IF NOT EXISTS ledger (account TEXT PRIMARY KEY, "
             "bank_code TEXT, holder_name TEXT, holder_id_number TEXT, status TEXT, "
             "status_at_payment TEXT) WITHOUT ROWID"
         )
         db.execute("CREATE TABLE IF NOT EXISTS ledger_source (fingerprint TEXT)")
-        fingerprint = json.dumps(
-            [
-                [path.name, path.stat().st_size, path.stat().st_mtime_ns]
-                for path in sorted(directory.glob("*.csv"))
-            ]
-        )
+        fingerprint = _fingerprint(directory)
         with _immediate(db):
             stored = db.execute("SELECT fingerprint FROM ledger_source").fetchone()
             if stored is None or stored[0] != fingerprint:
@@ -151,7 +157,10 @@ class LedgerBook(Mapping[str, LedgerAccount]):
                         for number, a in iter_ledger_accounts(directory)
                     ),
                 )
-                db.execute("INSERT INTO ledger_source VALUES (?)", (fingerprint,))
+                # A ledger rewritten while it was read: keep the copy for this
+                # process, but let the next opening build it again.
+                if _fingerprint(directory) == fingerprint:
+                    db.execute("INSERT INTO ledger_source VALUES (?)", (fingerprint,))
         return cls(db)
 
     def __getitem__(self, account_number: str) -> LedgerAccount:
@@ -162,7 +171,8 @@ class LedgerBook(Mapping[str, LedgerAccount]):
                 (account_number,),
             ).fetchone()
         if row is None:
-            raise KeyError(account_number)
+            # Not the number itself: an exception message is no place for it.
+            raise KeyError("no such account in the ledgers")
         return LedgerAccount(*row)
 
     def __iter__(self) -> Iterator[str]:
@@ -177,6 +187,22 @@ class LedgerBook(Mapping[str, LedgerAccount]):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _fingerprint(directory: Path) -> str:
+    """What tells one set of ledger CSVs from another without reading them.
+
+    The change time and inode are in it because the modification time can be
+    set back (``cp -p``, ``tar x``) and a status change (NORMAL to FROZEN)
+    keeps a file's size.
+    """
+    files = []
+    for path in sorted(directory.glob("*.csv")):
+        stat = path.stat()
+        files.append(
+            [path.name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        )
+    return json.dumps([str(directory.resolve()), files])
 
 
 def _fold(name: str) -> str:

@@ -6,7 +6,6 @@ import argparse
 import csv
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -141,11 +140,9 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     from keys.trust import TrustStore
 
     # The ledger book is a copy of the ledgers, which are personal data: kept
-    # only where --ledger-book asks, otherwise in a folder removed on exit.
-    scratch = tempfile.TemporaryDirectory(prefix="ykt-ledgers-")
-    book_path = (
-        Path(args.ledger_book) if args.ledger_book else Path(scratch.name) / "book.db"
-    )
+    # only where --ledger-book asks, otherwise in a file no one else can open
+    # and that no crash leaves behind.
+    book_path = Path(args.ledger_book) if args.ledger_book else None
     credentials = ClientCredentials(Path(args.credentials))
     core = SimulatedBankCore(
         args.bank,
@@ -188,10 +185,7 @@ def _bank_simulate(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        runner.run_forever(stop)
-    finally:
-        scratch.cleanup()
+    runner.run_forever(stop)
     return 0
 
 
@@ -472,8 +466,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--ledger-book",
         help="keep the SQLite copy of the ledgers at this path, shared by the "
-        "bank's pullers and rebuilt when the CSVs change (default: a temporary "
-        "copy, removed on exit)",
+        "bank's pullers and rebuilt when the CSVs change (default: a private "
+        "temporary copy that nothing outlives, not even a crash)",
     )
     sim.add_argument(
         "--connector",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import threading
 from pathlib import Path
+
+import pytest
 
 from connectors.simulator import LedgerBook, SimulatedBankCore, load_ledgers
 from tests.fakes import people, write_reference
@@ -54,6 +57,56 @@ def test_a_changed_ledger_csv_rebuilds_the_book(tmp_path: Path) -> None:
 
     assert len(book) == 39
     assert dict(book.items()) == load_ledgers(banks)
+
+
+def test_a_status_change_that_keeps_size_and_mtime_rebuilds_the_book(
+    tmp_path: Path,
+) -> None:
+    # NORMAL, FROZEN and CLOSED are all six letters, and `cp -p` or `tar x`
+    # sets the modification time back: the book must still see the change.
+    banks = _reference(tmp_path, count=5)
+    ledger = banks / "CQRCB.csv"
+    LedgerBook.open(banks, tmp_path / "ledgers.db").close()
+    before = ledger.stat()
+    text = ledger.read_bytes()
+    assert b",NORMAL," in text
+    ledger.write_bytes(text.replace(b",NORMAL,", b",FROZEN,", 1))
+    os.utime(ledger, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert ledger.stat().st_size == before.st_size
+
+    book = LedgerBook.open(banks, tmp_path / "ledgers.db")
+
+    assert dict(book.items()) == load_ledgers(banks)
+    assert "FROZEN" in {account.status for account in book.values()}
+
+
+def test_a_book_without_a_file_leaves_no_copy_of_the_ledgers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy holds names and ID numbers; a killed simulator must not leave
+    # it in a temporary folder.
+    banks = _reference(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    book = LedgerBook.open(banks)
+
+    assert dict(book.items()) == load_ledgers(banks)
+    assert list(scratch.iterdir()) == []
+    book.close()
+
+
+def test_a_missing_account_is_not_named_in_the_error(tmp_path: Path) -> None:
+    book = LedgerBook.open(_reference(tmp_path))
+    number = "6214590000000000000"
+
+    with pytest.raises(KeyError) as raised:
+        book[number]
+
+    assert number not in str(raised.value)
 
 
 def test_pullers_opening_one_book_together_all_see_every_account(
