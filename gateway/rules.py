@@ -203,7 +203,9 @@ class BatchChecker:
 
         For a check made outside this class (a correction's target) that
         refuses a record the rules accepted: a later record of the same
-        person in the batch must not be refused as its duplicate.
+        person in the batch must not be refused as its duplicate. With
+        ``claims_made`` there is nothing here to release: the caller must
+        claim a person only once every check, this one included, has passed.
         """
         if verdict.person is not None:
             self._accepted_people.discard(verdict.person)
