@@ -288,23 +288,6 @@ def core_payments(bank_state: Path) -> list[tuple[str, int, int]]:
         connection.close()
 
 
-def core_ready(bank_state: Path) -> bool:
-    """Whether the bank's core database exists with its payments table."""
-    path = bank_state / "core.db"
-    if not path.exists():
-        return False
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        found = connection.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'payments'"
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        connection.close()
-    return bool(found[0])
-
-
 def wait_for(
     condition: Callable[[], bool],
     what: str,
@@ -401,17 +384,17 @@ def run_and_kill(site: Site, children: processes.Processes, engine: Engine) -> A
 
     submit_all(site, first)
     release(site, first, RELEASED_FIRST)
-    # TODO: the first puller makes the shared core database before the
-    # others open it. SimulatedBankCore switches a new file to WAL, and when
-    # several processes do that at once one may fail at once with
-    # "database is locked" (SQLite does not wait on its busy timeout there).
-    pullers = {"puller-1": start_puller(children, site, "puller-1", first)}
-    wait_for(
-        lambda: core_ready(site.bank_state), "the bank's core", children, WAIT_SECONDS
-    )
-    pullers["puller-2"] = start_puller(children, site, "puller-2", first)
-    pullers["puller-3"] = start_puller(children, site, "puller-3", second)
-    pullers["puller-4"] = start_puller(children, site, "puller-4", second)
+    # All four at once: they create and open the bank's shared core together,
+    # as a bank's pullers restarted together would.
+    pullers = {
+        name: start_puller(children, site, name, gateway)
+        for name, gateway in (
+            ("puller-1", first),
+            ("puller-2", first),
+            ("puller-3", second),
+            ("puller-4", second),
+        )
+    }
 
     # Mid-run, by construction: the first four batches are paid and
     # reported, the last four are checked and their instructions HELD for
