@@ -13,7 +13,9 @@ Like a real core, it records which instruction ids it has paid, in its own
 database, so a redelivered instruction is never paid twice. That database
 holds instruction ids, outcomes and references only; no personal data. The
 ledgers, which are personal data, are read from the ledger CSVs into a
-separate SQLite file (``LedgerBook``) so that memory does not grow with them.
+separate SQLite database (``LedgerBook``) so that memory does not grow with
+them: a named file that a bank's pullers share, or SQLite's private temporary
+database, which nothing outlives.
 """
 
 from __future__ import annotations

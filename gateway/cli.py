@@ -461,7 +461,7 @@ def parser() -> argparse.ArgumentParser:
     bank = commands.add_parser("bank", help="the bank side")
     bank_commands = bank.add_subparsers(dest="bank_command", required=True)
     sim = bank_commands.add_parser("simulate", help="simulate an agent bank")
-    sim.add_argument("--bank", required=True)
+    sim.add_argument("--bank", required=True, help="the bank's code, e.g. CQRCB")
     sim.add_argument("--ledgers", required=True, help="folder of ledger CSVs")
     sim.add_argument(
         "--ledger-book",
@@ -482,10 +482,19 @@ def parser() -> argparse.ArgumentParser:
         "crash-before-ack=0.05,truncate=0.05 (see connectors/faults.py)",
     )
     sim.add_argument("--fault-seed", type=int, default=None)
-    sim.add_argument("--credentials", required=True)
-    sim.add_argument("--crl", required=True)
-    sim.add_argument("--state", required=True)
-    sim.add_argument("--return-delay", type=float, default=3.0)
+    sim.add_argument(
+        "--credentials", required=True, help="the bank's credentials folder"
+    )
+    sim.add_argument("--crl", required=True, help="the CA's CRL, PEM")
+    sim.add_argument(
+        "--state", required=True, help="folder of the simulated core's database"
+    )
+    sim.add_argument(
+        "--return-delay",
+        type=float,
+        default=3.0,
+        help="seconds before a credit marked to return comes back (default 3)",
+    )
     sim.set_defaults(func=_bank_simulate)
 
     check = commands.add_parser(
@@ -567,7 +576,7 @@ def parser() -> argparse.ArgumentParser:
         "--pullers",
         type=int,
         default=4,
-        help="bank runner processes sharing the bank's core (default 4)",
+        help="bank puller processes sharing the bank's core (default 4)",
     )
     bench.set_defaults(func=_bench)
 
