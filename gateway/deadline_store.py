@@ -38,7 +38,7 @@ from gateway.deadlines import (
     refund_report_by,
     report_by,
 )
-from gateway.states import RecordState, SetKind
+from gateway.states import SetKind
 from gateway.store import schema
 
 
@@ -103,8 +103,10 @@ def record_results(
 ) -> None:
     """Mark duties met after results arrive; open refund-report duties.
 
-    ``returned`` holds (record id, bank, batch id, refund time) per RETURNED
-    result just recorded.
+    ``set_ids`` are the instruction sets with no instruction left open: the
+    caller has just counted them, and counting again here cost as much again
+    on every post of results. ``returned`` holds (record id, bank, batch id,
+    refund time) per RETURNED result just recorded.
     """
     for set_id in set(set_ids):
         _settle_set(core, connection, set_id, now)
@@ -138,15 +140,8 @@ def record_results(
 def _settle_set(
     core: GatewayCore, connection: Connection, set_id: str, now: dt.datetime
 ) -> None:
+    """Meet the pay and report duties of a set with no open instruction."""
     records, results = schema.records, schema.results
-    open_count = connection.execute(
-        select(func.count()).where(
-            records.c.instruction_set_id == set_id,
-            records.c.state == RecordState.INSTRUCTED.value,
-        )
-    ).scalar_one()
-    if open_count:
-        return
     # By key, set then results: a join could walk every result of the bank.
     instruction_ids = list(
         connection.execute(

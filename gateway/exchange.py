@@ -957,14 +957,15 @@ def record_results(
                 _release_claims(connection, released[start : start + IN_BATCH])
 
             touched_sets = {states[i][1] for i in ids if states.get(i)} - {None}
-            for set_id in touched_sets:
-                assert set_id is not None
-                _maybe_finish_set(
+            settled = [
+                set_id
+                for set_id in touched_sets
+                if set_id is not None
+                and _maybe_finish_set(
                     connection, set_id, RecordState.INSTRUCTED, "instruction_set_id"
                 )
-            deadline_store.record_results(
-                core, connection, [s for s in touched_sets if s], returned, now
-            )
+            ]
+            deadline_store.record_results(core, connection, settled, returned, now)
             for batch_id in touched_batches:
                 refresh_batch_state(connection, batch_id, now)
             core.audit(
@@ -1127,7 +1128,9 @@ def _release_claims(connection: Connection, record_ids: Sequence[str]) -> None:
 
 def _maybe_finish_set(
     connection: Connection, set_id: str, open_state: RecordState, column: str
-) -> None:
+) -> bool:
+    """Mark the set DONE when none of its records is still ``open_state``;
+    say whether it is."""
     records = schema.records
     still_open = connection.execute(
         select(func.count()).where(
@@ -1140,6 +1143,7 @@ def _maybe_finish_set(
             .where(schema.exchange_sets.c.set_id == set_id)
             .values(state=SetState.DONE.value)
         )
+    return still_open == 0
 
 
 def refresh_batch_state(

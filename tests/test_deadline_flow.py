@@ -15,12 +15,17 @@ from pathlib import Path
 import grpc
 import pytest
 from prometheus_client import generate_latest
+from sqlalchemy import Connection, func, select
 
+from connectors import grpc_pull
 from connectors.grpc_pull import GrpcPullRunner
 from connectors.simulator import SimulatedBankCore, load_ledgers
-from gateway import cli
+from gateway import cli, deadline_store
 from gateway.client import ClientCredentials, record_funds_release, submit
+from gateway.core import GatewayCore
 from gateway.deadlines import end_of_local_day, local_date
+from gateway.states import RecordState
+from gateway.store import schema
 from gateway.workdays import WorkingCalendar
 from keys.identity import Role
 from keys.trust import TrustStore
@@ -255,3 +260,52 @@ def test_a_deadline_the_calendar_can_only_guess_is_provisional(
     scraped = generate_latest(gateway.gateway.metrics.registry).decode()
     assert "ykt_calendar_provisional_answers_total 1.0" in scraped
     assert f'ykt_calendar_year_covered{{year="{START.year}"}} 0.0' in scraped
+
+
+def test_a_set_paid_over_several_posts_is_settled_once_when_its_last_result_arrives(
+    gateway: Running,
+    clock: MovableClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pay duty is met only when no instruction of the set is open; the
+    # count that decides it is made once per post, by the caller.
+    department = gateway.client(Role.DEPARTMENT, "500154-NYNC")
+    finance = gateway.client(Role.FINANCE, "500154")
+    with gateway.channel(department) as channel:
+        submit(
+            channel,
+            requests_for(
+                department, records_for(gateway.persons[:3]), now=gateway_now(gateway)
+            ),
+        )
+        record_funds_release(channel, "b-1", "GK-2026-0001")
+    settled: list[tuple[str, int]] = []
+    settle = deadline_store._settle_set
+
+    def spy(
+        core: GatewayCore, connection: Connection, set_id: str, now: dt.datetime
+    ) -> None:
+        records = schema.records
+        still_open = connection.execute(
+            select(func.count()).where(
+                records.c.instruction_set_id == set_id,
+                records.c.state == RecordState.INSTRUCTED.value,
+            )
+        ).scalar_one()
+        settled.append((set_id, still_open))
+        settle(core, connection, set_id, now)
+
+    monkeypatch.setattr(deadline_store, "_settle_set", spy)
+    monkeypatch.setattr(grpc_pull, "REPORT_BATCH", 1)
+
+    runner, bank_channel = _runner(gateway, clock, tmp_path)
+    runner._answer_checks()
+    runner.run_once()
+    bank_channel.close()
+
+    pay = [d for d in _deadlines(gateway, finance) if d.kind == "pay"]
+    assert settled == [("b-1.i0", 0)]
+    assert len(pay) == 1
+    assert pay[0].HasField("met_at")
+    assert not pay[0].breached
