@@ -105,7 +105,7 @@ def load_ledgers(directory: Path) -> dict[str, LedgerAccount]:
 
 
 class LedgerBook(Mapping[str, LedgerAccount]):
-    """Every bank's ledger, looked up from a SQLite file instead of memory.
+    """Every bank's ledger, looked up in SQLite instead of held in memory.
 
     A bank's core answers from its database. Holding a million accounts as
     Python objects made the simulator's memory grow with the batch; this keeps
