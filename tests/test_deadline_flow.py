@@ -97,6 +97,19 @@ def _deadlines(
         return list(stub.ListDeadlines(request).deadlines)
 
 
+def _submit_three_and_release(gateway: Running) -> None:
+    """Batch b-1 of three records, submitted and its funds released."""
+    department = gateway.client(Role.DEPARTMENT, "500154-NYNC")
+    with gateway.channel(department) as channel:
+        submit(
+            channel,
+            requests_for(
+                department, records_for(gateway.persons[:3]), now=gateway_now(gateway)
+            ),
+        )
+        record_funds_release(channel, "b-1", "GK-2026-0001")
+
+
 def _pulled_instruction_sets(channel: grpc.Channel) -> int:
     stub = services_pb2_grpc.BankServiceStub(channel)
     response = stub.PullInstructions(services_pb2.PullInstructionsRequest(max_sets=5))
@@ -173,14 +186,7 @@ def test_a_missed_pay_by_is_at_risk_then_breached_and_stays_breached(
 ) -> None:
     department = gateway.client(Role.DEPARTMENT, "500154-NYNC")
     finance = gateway.client(Role.FINANCE, "500154")
-    with gateway.channel(department) as channel:
-        submit(
-            channel,
-            requests_for(
-                department, records_for(gateway.persons[:3]), now=gateway_now(gateway)
-            ),
-        )
-        record_funds_release(channel, "b-1", "GK-2026-0001")
+    _submit_three_and_release(gateway)
 
     # 1. On time: the checks are answered; the instructions are out, unpaid.
     runner, bank_channel = _runner(gateway, clock, tmp_path)
@@ -270,16 +276,8 @@ def test_a_set_paid_over_several_posts_is_settled_once_when_its_last_result_arri
 ) -> None:
     # The pay duty is met only when no instruction of the set is open; the
     # count that decides it is made once per post, by the caller.
-    department = gateway.client(Role.DEPARTMENT, "500154-NYNC")
     finance = gateway.client(Role.FINANCE, "500154")
-    with gateway.channel(department) as channel:
-        submit(
-            channel,
-            requests_for(
-                department, records_for(gateway.persons[:3]), now=gateway_now(gateway)
-            ),
-        )
-        record_funds_release(channel, "b-1", "GK-2026-0001")
+    _submit_three_and_release(gateway)
     settled: list[tuple[str, int]] = []
     settle = deadline_store._settle_set
 
