@@ -15,7 +15,7 @@ the core.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,17 +35,21 @@ class PaymentOutcome:
 
 
 class CoreAdapter(Protocol):
-    def verify_account(
-        self, holder_name: str, holder_id_number: str, account_number: str
-    ) -> exchange_pb2.AccountCheckStatus.ValueType: ...
+    def verify_accounts(
+        self, checks: Sequence[exchange_pb2.AccountCheck]
+    ) -> list[exchange_pb2.AccountCheckStatus.ValueType]:
+        """The answer to each account check of a set, in order."""
+        ...
 
-    def pay(
-        self, instruction: exchange_pb2.Instruction, *, origin: str = ""
-    ) -> PaymentOutcome:
-        """Pay once per instruction id; repeat calls return the recorded outcome.
+    def pay_all(
+        self, instructions: Sequence[exchange_pb2.Instruction], *, origin: str = ""
+    ) -> list[PaymentOutcome]:
+        """Pay each instruction of a set once per instruction id; the outcome
+        of each, in order. An id already paid gets its recorded outcome.
 
-        The outcome is stored durably before this returns, and stays
-        *unreported* until ``mark_reported``.
+        Every outcome is stored durably before this returns, whether the core
+        commits them one by one or together, and stays *unreported* until
+        ``mark_reported``.
         """
         ...
 

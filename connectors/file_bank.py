@@ -142,13 +142,9 @@ class FileBankRunner:
 
         self._faults.slow_down()
         answer = exchange_pb2.AccountCheckResultSet(check_set_id=set_id)
-        for check in check_set.checks:
-            answer.results.add(
-                check_id=check.check_id,
-                status=self._core.verify_account(
-                    check.holder_name, check.holder_id_number, check.account_number
-                ),
-            )
+        statuses = self._core.verify_accounts(check_set.checks)
+        for check, status in zip(check_set.checks, statuses, strict=True):
+            answer.results.add(check_id=check.check_id, status=status)
         envelope = seal(
             self._signer,
             answer,
@@ -168,8 +164,7 @@ class FileBankRunner:
     def _pay(self, name: str) -> int:
         verified = self._read(name, self._style.instruction_type)
         set_id = set_id_of(name, self._style.instruction_suffix)
-        for instruction in self._instructions(verified.data, set_id):
-            self._core.pay(instruction, origin=set_id)
+        self._core.pay_all(self._instructions(verified.data, set_id), origin=set_id)
         self._faults.crash_if(Fault.CRASH_BEFORE_ACK)
         self._acknowledge(name, verified.data)
         return 1

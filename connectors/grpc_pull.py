@@ -3,8 +3,8 @@
 One round:
   1. Pull account-check sets; verify the gateway's signature before parsing;
      ask the core; post one signed answer set per check set.
-  2. Pull instruction sets; verify; hand every instruction to the core, which
-     records it durably and pays it once; acknowledge the set.
+  2. Pull instruction sets; verify; hand each set to the core, which records
+     every instruction durably and pays it once; acknowledge the set.
   3. Post what the core has not reported yet, in one signed result set:
      first results, and refunds of cross-bank credits that have come back
      (Art. 22). The core marks them reported once the gateway's receipt is
@@ -152,13 +152,9 @@ class GrpcPullRunner:
             answer = exchange_pb2.AccountCheckResultSet(
                 check_set_id=check_set.header.subject_id
             )
-            for check in check_set.checks:
-                answer.results.add(
-                    check_id=check.check_id,
-                    status=self._core.verify_account(
-                        check.holder_name, check.holder_id_number, check.account_number
-                    ),
-                )
+            statuses = self._core.verify_accounts(check_set.checks)
+            for check, status in zip(check_set.checks, statuses, strict=True):
+                answer.results.add(check_id=check.check_id, status=status)
             envelope = self._seal(answer, f"{check_set.header.subject_id}.answer")
             self._call(
                 self._stub.PostAccountCheckResults,
@@ -181,8 +177,7 @@ class GrpcPullRunner:
         )
         for lease_id, instruction_set in pulled:
             set_id = instruction_set.header.subject_id
-            for instruction in instruction_set.instructions:
-                self._core.pay(instruction, origin=set_id)
+            self._core.pay_all(instruction_set.instructions, origin=set_id)
             self._faults.crash_if(Fault.CRASH_BEFORE_ACK)
             self._call(
                 self._stub.Acknowledge,

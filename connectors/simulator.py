@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +177,18 @@ class LedgerBook(Mapping[str, LedgerAccount]):
             raise KeyError("no such account in the ledgers")
         return LedgerAccount(*row)
 
+    def find_many(self, account_numbers: Iterable[str]) -> dict[str, LedgerAccount]:
+        """The accounts of these numbers that the ledgers hold, by number: one
+        query for them all instead of one per account."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT account, bank_code, holder_name, holder_id_number, status, "
+                "status_at_payment FROM ledger "
+                "WHERE account IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(set(account_numbers))),),
+            ).fetchall()
+        return {row[0]: LedgerAccount(*row[1:]) for row in rows}
+
     def __iter__(self) -> Iterator[str]:
         with self._lock:
             numbers = self._db.execute("SELECT account FROM ledger").fetchall()
@@ -211,6 +223,32 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFKC", name).strip()
 
 
+def _find_accounts(
+    ledgers: Mapping[str, LedgerAccount], numbers: Iterable[str]
+) -> dict[str, LedgerAccount]:
+    if isinstance(ledgers, LedgerBook):
+        return ledgers.find_many(numbers)
+    return {number: ledgers[number] for number in set(numbers) if number in ledgers}
+
+
+def _answer(
+    account: LedgerAccount | None, holder_name: str, holder_id_number: str
+) -> exchange_pb2.AccountCheckStatus.ValueType:
+    """What the bank answers to a check of ``account`` for this holder."""
+    if account is None:
+        return CHECK.ACCOUNT_CHECK_STATUS_NOT_FOUND
+    if account.status == "CLOSED":
+        return CHECK.ACCOUNT_CHECK_STATUS_CLOSED
+    if account.status == "FROZEN":
+        return CHECK.ACCOUNT_CHECK_STATUS_FROZEN
+    if (
+        account.holder_name != _fold(holder_name)
+        or account.holder_id_number != holder_id_number.strip().upper()
+    ):
+        return CHECK.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH
+    return CHECK.ACCOUNT_CHECK_STATUS_CONFIRMED
+
+
 class SimulatedBankCore:
     def __init__(
         self,
@@ -225,9 +263,9 @@ class SimulatedBankCore:
         self._return_delay = return_delay
         self._lock = threading.Lock()
         self._db = _open_shared(database, timeout=30)
-        # Each payment commits on its own; in WAL mode NORMAL keeps every
+        # A set's payments commit together; in WAL mode NORMAL keeps every
         # committed payment through a crash of the process, which is what the
-        # simulator is tested against, without a disk flush per payment.
+        # simulator is tested against, without a disk flush per commit.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS payments (instruction_id TEXT PRIMARY KEY, "
@@ -246,65 +284,89 @@ class SimulatedBankCore:
             "(return_due) WHERE return_due IS NOT NULL AND return_reported = 0"
         )
 
+    def verify_accounts(
+        self, checks: Sequence[exchange_pb2.AccountCheck]
+    ) -> list[exchange_pb2.AccountCheckStatus.ValueType]:
+        """The answer to each check, in order; the ledgers are read once."""
+        accounts = _find_accounts(self._ledgers, (c.account_number for c in checks))
+        return [
+            _answer(accounts.get(c.account_number), c.holder_name, c.holder_id_number)
+            for c in checks
+        ]
+
     def verify_account(
         self, holder_name: str, holder_id_number: str, account_number: str
     ) -> exchange_pb2.AccountCheckStatus.ValueType:
-        account = self._ledgers.get(account_number)
-        if account is None:
-            return CHECK.ACCOUNT_CHECK_STATUS_NOT_FOUND
-        if account.status == "CLOSED":
-            return CHECK.ACCOUNT_CHECK_STATUS_CLOSED
-        if account.status == "FROZEN":
-            return CHECK.ACCOUNT_CHECK_STATUS_FROZEN
-        if (
-            account.holder_name != _fold(holder_name)
-            or account.holder_id_number != holder_id_number.strip().upper()
-        ):
-            return CHECK.ACCOUNT_CHECK_STATUS_HOLDER_MISMATCH
-        return CHECK.ACCOUNT_CHECK_STATUS_CONFIRMED
+        return _answer(self._ledgers.get(account_number), holder_name, holder_id_number)
+
+    def pay_all(
+        self, instructions: Sequence[exchange_pb2.Instruction], *, origin: str = ""
+    ) -> list[PaymentOutcome]:
+        """Pay each instruction once, in one write transaction; the outcome of
+        each, in order.
+
+        The look-ups and the payments form one transaction, so two processes
+        of one bank (several pullers) cannot both pay an id: the second waits
+        for the first's commit, then finds its payments. A crash before the
+        commit leaves none of the set paid, and a redelivery pays it whole.
+        """
+        accounts = _find_accounts(
+            self._ledgers, (i.account_number for i in instructions)
+        )
+        with self._lock, _immediate(self._db):
+            outcomes = self._recorded([i.instruction_id for i in instructions])
+            new_rows = []
+            for instruction in instructions:
+                if instruction.instruction_id in outcomes:
+                    continue
+                outcome, return_due = self._decide(
+                    instruction, origin, accounts.get(instruction.account_number)
+                )
+                outcomes[instruction.instruction_id] = outcome
+                new_rows.append(
+                    (
+                        outcome.instruction_id,
+                        outcome.status,
+                        outcome.reason_code,
+                        outcome.bank_reference,
+                        outcome.completed_at.isoformat(),
+                        return_due.isoformat() if return_due else None,
+                        origin,
+                    )
+                )
+            self._db.executemany(
+                "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)", new_rows
+            )
+        return [outcomes[i.instruction_id] for i in instructions]
 
     def pay(
         self, instruction: exchange_pb2.Instruction, *, origin: str = ""
     ) -> PaymentOutcome:
-        # The look-up and the payment form one write transaction, so two
-        # processes of one bank (several pullers) cannot both pay an id.
-        with self._lock, _immediate(self._db):
-            row = self._db.execute(
-                "SELECT status, reason_code, bank_reference, completed_at, origin "
-                "FROM payments "
-                "WHERE instruction_id = ?",
-                (instruction.instruction_id,),
-            ).fetchone()
-            if row is not None:
-                return PaymentOutcome(
-                    instruction.instruction_id,
-                    row[0],
-                    row[1],
-                    row[2],
-                    dt.datetime.fromisoformat(row[3]),
-                    row[4],
-                )
-            outcome, return_due = self._decide(instruction, origin)
-            self._db.execute(
-                "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)",
-                (
-                    outcome.instruction_id,
-                    outcome.status,
-                    outcome.reason_code,
-                    outcome.bank_reference,
-                    outcome.completed_at.isoformat(),
-                    return_due.isoformat() if return_due else None,
-                    origin,
-                ),
+        return self.pay_all([instruction], origin=origin)[0]
+
+    def _recorded(self, instruction_ids: Sequence[str]) -> dict[str, PaymentOutcome]:
+        """The outcomes already recorded for these ids; inside the transaction."""
+        rows = self._db.execute(
+            "SELECT instruction_id, status, reason_code, bank_reference, "
+            "completed_at, origin FROM payments "
+            "WHERE instruction_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(instruction_ids)),),
+        )
+        return {
+            iid: PaymentOutcome(
+                iid, status, reason, reference, dt.datetime.fromisoformat(at), origin
             )
-            return outcome
+            for iid, status, reason, reference, at, origin in rows
+        }
 
     def _decide(
-        self, instruction: exchange_pb2.Instruction, origin: str
+        self,
+        instruction: exchange_pb2.Instruction,
+        origin: str,
+        account: LedgerAccount | None,
     ) -> tuple[PaymentOutcome, dt.datetime | None]:
         now = dt.datetime.now(dt.UTC)
         reference = f"{self.bank_code}{now:%Y%m%d}{secrets.token_hex(5).upper()}"
-        account = self._ledgers.get(instruction.account_number)
 
         def failed(reason: str) -> PaymentOutcome:
             return PaymentOutcome(

@@ -32,7 +32,7 @@ import datetime as dt
 import enum
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -47,7 +47,7 @@ from connectors.faults import NO_FAULTS, Fault, Faults
 from connectors.file_gateway import FileDelivery
 from connectors.file_protocol import Style
 from connectors.grpc_pull import GrpcPullRunner
-from connectors.simulator import SimulatedBankCore
+from connectors.simulator import LedgerAccount, SimulatedBankCore
 from gateway import exchange
 from gateway.client import ClientCredentials, open_channel, record_funds_release
 from gateway.client import submit as submit_batch
@@ -134,10 +134,17 @@ class SteppedCore:
             self.fired += 1
             self._action()
 
-    def verify_account(
-        self, holder_name: str, holder_id_number: str, account_number: str
-    ) -> exchange_pb2.AccountCheckStatus.ValueType:
-        return self._inner.verify_account(holder_name, holder_id_number, account_number)
+    def verify_accounts(
+        self, checks: Sequence[exchange_pb2.AccountCheck]
+    ) -> list[exchange_pb2.AccountCheckStatus.ValueType]:
+        return self._inner.verify_accounts(checks)
+
+    def pay_all(
+        self, instructions: Sequence[exchange_pb2.Instruction], *, origin: str = ""
+    ) -> list[PaymentOutcome]:
+        # One commit per payment, as some cores do, so that a crash half way
+        # through leaves half of the set paid.
+        return [self.pay(instruction, origin=origin) for instruction in instructions]
 
     def pay(
         self, instruction: exchange_pb2.Instruction, *, origin: str = ""
@@ -292,10 +299,13 @@ def world(
     decide = SimulatedBankCore._decide
 
     def counted(
-        core: SimulatedBankCore, instruction: exchange_pb2.Instruction, origin: str
+        core: SimulatedBankCore,
+        instruction: exchange_pb2.Instruction,
+        origin: str,
+        account: LedgerAccount | None,
     ) -> tuple[PaymentOutcome, dt.datetime | None]:
         made.money_moved.append(instruction.instruction_id)
-        return decide(core, instruction, origin)
+        return decide(core, instruction, origin, account)
 
     monkeypatch.setattr(SimulatedBankCore, "_decide", counted)
     submit_released(made.running, made.running.persons[:BATCH_SIZE])

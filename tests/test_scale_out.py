@@ -51,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -625,14 +625,16 @@ def test_two_processes_paying_one_instruction_at_once_agree_on_one_outcome(
     decide = first._decide
     deciding = threading.Event()
 
-    def slow_decision(instruction: exchange_pb2.Instruction, origin: str) -> Any:
+    def slow_decision(
+        instruction: exchange_pb2.Instruction, origin: str, account: Any
+    ) -> Any:
         # The first process has looked and found nothing, and is deciding;
         # the second now tries to pay the same instruction (a set
         # redelivered after its lease ran out while the first puller was
         # still paying it). It must wait, then find the first's payment.
         deciding.set()
         time.sleep(0.3)
-        return decide(instruction, origin)
+        return decide(instruction, origin, account)
 
     monkeypatch.setattr(first, "_decide", slow_decision)
     outcomes: dict[str, PaymentOutcome] = {}
@@ -665,19 +667,19 @@ class SiblingReportsFirst:
         self.paid = 0
         self.sibling_reported = 0
 
-    def verify_account(
-        self, holder_name: str, holder_id_number: str, account_number: str
-    ) -> exchange_pb2.AccountCheckStatus.ValueType:
-        return self._inner.verify_account(holder_name, holder_id_number, account_number)
+    def verify_accounts(
+        self, checks: Sequence[exchange_pb2.AccountCheck]
+    ) -> list[exchange_pb2.AccountCheckStatus.ValueType]:
+        return self._inner.verify_accounts(checks)
 
-    def pay(
-        self, instruction: exchange_pb2.Instruction, *, origin: str = ""
-    ) -> PaymentOutcome:
-        outcome = self._inner.pay(instruction, origin=origin)
-        self.paid += 1
+    def pay_all(
+        self, instructions: Sequence[exchange_pb2.Instruction], *, origin: str = ""
+    ) -> list[PaymentOutcome]:
+        outcomes = self._inner.pay_all(instructions, origin=origin)
+        self.paid += len(outcomes)
         if self.paid == self._set_size:
             self.sibling_reported = self._sibling.run_once()
-        return outcome
+        return outcomes
 
     def unreported(self, now: dt.datetime) -> list[PaymentOutcome]:
         return self._inner.unreported(now)
