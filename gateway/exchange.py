@@ -1016,22 +1016,17 @@ def _require_bank(caller: Identity) -> None:
 def _record_states(
     connection: Connection, record_ids: Iterable[str]
 ) -> dict[str, tuple[RecordState | None, str | None]]:
-    ids = list(record_ids)
-    records = schema.records
     found: dict[str, tuple[RecordState | None, str | None]] = {}
-    for start in range(0, len(ids), 500):
-        for row in connection.execute(
-            select(
-                records.c.record_id,
-                records.c.state,
-                records.c.check_set_id,
-                records.c.instruction_set_id,
-            ).where(records.c.record_id.in_(ids[start : start + 500]))
-        ):
-            state = RecordState(row.state)
-            set_id = row.check_set_id if state is RecordState.CHECKING else None
-            set_id = row.instruction_set_id or set_id
-            found[row.record_id] = (state, set_id)
+    for record_id, state_name, check_set_id, instruction_set_id in bulk.select_in(
+        connection,
+        schema.records,
+        ("record_id", "state", "check_set_id", "instruction_set_id"),
+        "record_id",
+        list(record_ids),
+    ):
+        state = RecordState(state_name)
+        set_id = check_set_id if state is RecordState.CHECKING else None
+        found[record_id] = (state, instruction_set_id or set_id)
     return found
 
 
@@ -1044,23 +1039,16 @@ def _checked_in(
     moved on, so an answer repeated after the first one was applied is
     recognised as a repeat, not as a check outside the set.
     """
-    records = schema.records
-    found: dict[str, tuple[RecordState, str | None, int]] = {}
-    for start in range(0, len(record_ids), 500):
-        for row in connection.execute(
-            select(
-                records.c.record_id,
-                records.c.state,
-                records.c.check_set_id,
-                records.c.amount_fen,
-            ).where(records.c.record_id.in_(record_ids[start : start + 500]))
-        ):
-            found[row.record_id] = (
-                RecordState(row.state),
-                row.check_set_id,
-                row.amount_fen,
-            )
-    return found
+    return {
+        record_id: (RecordState(state), check_set_id, amount_fen)
+        for record_id, state, check_set_id, amount_fen in bulk.select_in(
+            connection,
+            schema.records,
+            ("record_id", "state", "check_set_id", "amount_fen"),
+            "record_id",
+            record_ids,
+        )
+    }
 
 
 def _delivered_instruction_sets(
@@ -1091,17 +1079,16 @@ def _delivered_instruction_sets(
 def _known_results(
     connection: Connection, ids: Sequence[str]
 ) -> dict[tuple[str, str], str]:
-    found: dict[tuple[str, str], str] = {}
-    for start in range(0, len(ids), 500):
-        rows = connection.execute(
-            select(
-                schema.results.c.instruction_id,
-                schema.results.c.status,
-                schema.results.c.bank_reference,
-            ).where(schema.results.c.instruction_id.in_(ids[start : start + 500]))
+    return {
+        (instruction_id, status): bank_reference
+        for instruction_id, status, bank_reference in bulk.select_in(
+            connection,
+            schema.results,
+            ("instruction_id", "status", "bank_reference"),
+            "instruction_id",
+            ids,
         )
-        found.update({(r.instruction_id, r.status): r.bank_reference for r in rows})
-    return found
+    }
 
 
 def _set_state(

@@ -91,10 +91,20 @@ class StoreLookups:
         )
         for start in range(0, len(people), IN_BATCH):
             part = people[start : start + IN_BATCH]
-            for row in connection.execute(
-                select(registry).where(registry.c.person_digest.in_(part))
+            for person, bank_code, account, kind, proxy in bulk.select_in(
+                connection,
+                registry,
+                (
+                    "person_digest",
+                    "bank_code",
+                    "account_digest",
+                    "account_kind",
+                    "proxy_person_digest",
+                ),
+                "person_digest",
+                part,
             ):
-                self._registry[row.person_digest] = _entry(row)
+                self._registry[person] = RegistryEntry(bank_code, account, kind, proxy)
             if list_names:
                 for row in connection.execute(
                     select(lists.c.list_name, lists.c.person_digest).where(
@@ -104,12 +114,12 @@ class StoreLookups:
                 ):
                     self._listed.add((row.list_name, row.person_digest))
             if self._policy_code:
-                for row in connection.execute(
+                for claim in connection.execute(
                     self._claims_query().where(claims.c.person_digest.in_(part))
                 ):
-                    self._claimed.add(row.person_digest)
-                    if row.batch_id == self._batch_id:
-                        self._claimed_in_batch.add(row.person_digest)
+                    self._claimed.add(claim.person_digest)
+                    if claim.batch_id == self._batch_id:
+                        self._claimed_in_batch.add(claim.person_digest)
         self._known.update(people)
 
     def _claims_query(self) -> Select[tuple[bytes, str | None]]:

@@ -95,3 +95,65 @@ def test_bulk_writes_keep_the_callers_transaction(engine: Engine) -> None:
     connection.close()
 
     assert stored(engine) == []
+
+
+def test_select_in_finds_what_a_core_select_finds_across_chunks(engine: Engine) -> None:
+    table = schema.account_verifications
+    rows = [confirmation(n, NOW) for n in range(1, 121)]
+    with engine.begin() as connection:
+        bulk.insert_rows(connection, table, rows)
+    # More keys than one IN list holds, a key twice and keys that match nothing.
+    wanted = [bytes([n]) * 32 for n in range(1, 121, 2)] + [bytes([0]) * 32]
+    wanted = wanted * (bulk.IN_CHUNK // len(wanted) + 1) + [bytes([3]) * 32]
+    assert len(wanted) > bulk.IN_CHUNK
+
+    with engine.begin() as connection:
+        found = bulk.select_in(
+            connection,
+            table,
+            ("account_digest", "holder_digest"),
+            "account_digest",
+            wanted,
+        )
+        by_core = connection.execute(
+            select(table.c.account_digest, table.c.holder_digest).where(
+                table.c.account_digest.in_(wanted)
+            )
+        ).all()
+
+    assert sorted(set(found)) == sorted(tuple(row) for row in by_core)
+    assert {account for account, _ in found} == {
+        bytes([n]) * 32 for n in range(1, 121, 2)
+    }
+
+
+def test_select_in_of_no_keys_finds_nothing(engine: Engine) -> None:
+    with engine.begin() as connection:
+        bulk.insert_rows(
+            connection, schema.account_verifications, [confirmation(1, NOW)]
+        )
+        found = bulk.select_in(
+            connection,
+            schema.account_verifications,
+            ("account_digest",),
+            "account_digest",
+            [],
+        )
+
+    assert found == []
+
+
+def test_select_in_reads_the_callers_uncommitted_writes(engine: Engine) -> None:
+    with engine.begin() as connection:
+        bulk.insert_rows(
+            connection, schema.account_verifications, [confirmation(7, NOW)]
+        )
+        found = bulk.select_in(
+            connection,
+            schema.account_verifications,
+            ("bank_code",),
+            "account_digest",
+            [bytes([7]) * 32],
+        )
+
+    assert found == [("CQRCB",)]

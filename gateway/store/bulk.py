@@ -1,11 +1,14 @@
-"""Writes that run once per record, handed to the database driver in bulk.
+"""Statements that run once per record, handed to the database driver in bulk.
 
 SQLAlchemy Core runs every bound value of every row through Python: type
-processors, then the dialect's own handling of the parameter list. For the
-few statements that run once per record (records, claims, results, account
-confirmations) that work costs about as much as the database does. These
-helpers render each statement once per dialect, with SQLAlchemy's own
-compiler, and give the driver one ``executemany`` of plain tuples.
+processors, then the dialect's own handling of the parameter list, and for
+an ``IN`` list it renders the list anew on every call. For the few
+statements that run once per record (the inserts of records, claims,
+results and account confirmations, and the look-ups of records and results
+by id) that work costs about as much as the database does. These helpers
+render each statement once per dialect, with SQLAlchemy's own compiler, and
+give the driver plain tuples: one ``executemany`` for an insert, one query
+per ``IN_CHUNK`` keys for a look-up.
 
 Invariants:
 - Values are converted with the column types' own bind processors, so what
@@ -15,6 +18,9 @@ Invariants:
 - Nothing here builds SQL from values. Table and column names come from
   ``schema``; every value is a bound parameter.
 - The caller's transaction is the transaction: nothing here commits.
+- ``select_in`` returns what the driver returns, with no result processing:
+  it is only for columns the driver already gives as Python uses them (text,
+  integers, bytes), never for dates or SQLAlchemy enums.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert
+from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
@@ -55,6 +61,33 @@ def upsert_rows(
     _execute_many(
         connection, statement, (tuple(row[c] for c in columns) for row in rows)
     )
+
+
+# Keys per IN list: well under SQLite's bound on bound parameters. A shorter
+# last list is padded with its own last key, so each look-up is rendered once.
+IN_CHUNK = 500
+
+
+def select_in(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    key: str,
+    keys: Sequence[Any],
+) -> list[tuple[Any, ...]]:
+    """``columns`` of every row whose ``key`` is one of ``keys``, as tuples."""
+    statement = _select_in(connection.dialect, table, tuple(columns), key)
+    cursor = connection.connection.cursor()
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(keys), IN_CHUNK):
+            part = list(keys[start : start + IN_CHUNK])
+            part += [part[-1]] * (IN_CHUNK - len(part))
+            cursor.execute(statement.sql, statement.all_parameters([part])[0])
+            rows.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return rows
 
 
 class _Statement:
@@ -130,6 +163,17 @@ def _upsert(
     )
     compiled = statement.compile(dialect=dialect)
     return _Statement(dialect, compiled, [table.c[c] for c in columns])
+
+
+@lru_cache(maxsize=64)
+def _select_in(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], key: str
+) -> _Statement:
+    column = table.c[key]
+    places = [bindparam(f"p{i}", type_=column.type) for i in range(IN_CHUNK)]
+    statement = select(*(table.c[c] for c in columns)).where(column.in_(places))
+    compiled = statement.compile(dialect=dialect)
+    return _Statement(dialect, compiled, [column] * IN_CHUNK)
 
 
 # Both dialects spell "insert, or update on conflict" the same way.
