@@ -783,14 +783,16 @@ def _instruct(
         by_set.setdefault(set_id, []).append(rid)
     writer.flush()
     for set_id, ids in by_set.items():
-        connection.execute(
-            update(schema.records)
-            .where(schema.records.c.record_id.in_(ids))
-            .values(
-                state=RecordState.INSTRUCTED.value,
-                instruction_set_id=set_id,
-                updated_at=now,
-            )
+        bulk.update_in(
+            connection,
+            schema.records,
+            {
+                "state": RecordState.INSTRUCTED.value,
+                "instruction_set_id": set_id,
+                "updated_at": now,
+            },
+            "record_id",
+            ids,
         )
 
 
@@ -945,14 +947,7 @@ def record_results(
             # All checked: now write, a statement per kind of change.
             bulk.insert_rows(connection, schema.results, new_results)
             for (new_state, reasons), record_ids in transitions.items():
-                for start in range(0, len(record_ids), IN_BATCH):
-                    _set_state(
-                        connection,
-                        record_ids[start : start + IN_BATCH],
-                        new_state,
-                        now,
-                        reasons=reasons,
-                    )
+                _set_state(connection, record_ids, new_state, now, reasons=reasons)
             for start in range(0, len(released), IN_BATCH):
                 _release_claims(connection, released[start : start + IN_BATCH])
 
@@ -1099,10 +1094,12 @@ def _set_state(
     *,
     reasons: str,
 ) -> None:
-    connection.execute(
-        update(schema.records)
-        .where(schema.records.c.record_id.in_(record_ids))
-        .values(state=state.value, reasons=reasons, updated_at=now)
+    bulk.update_in(
+        connection,
+        schema.records,
+        {"state": state.value, "reasons": reasons, "updated_at": now},
+        "record_id",
+        record_ids,
     )
 
 

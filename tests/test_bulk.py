@@ -157,3 +157,32 @@ def test_select_in_reads_the_callers_uncommitted_writes(engine: Engine) -> None:
         )
 
     assert found == [("CQRCB",)]
+
+
+def test_update_in_sets_values_on_the_named_rows_only_across_chunks(
+    engine: Engine,
+) -> None:
+    table = schema.account_verifications
+    with engine.begin() as connection:
+        bulk.insert_rows(connection, table, [confirmation(n, NOW) for n in range(60)])
+    named = [bytes([n]) * 32 for n in range(0, 60, 3)]
+    # More keys than one IN list holds: the named ones, over and over.
+    keys = named * (bulk.IN_CHUNK // len(named) + 1)
+    assert len(keys) > bulk.IN_CHUNK
+
+    with engine.begin() as connection:
+        bulk.update_in(
+            connection,
+            table,
+            {"expires_at": LATER, "bank_code": "PSBC"},
+            "account_digest",
+            keys,
+        )
+
+    changed = {row[1]: (row[0], row[4]) for row in stored(engine)}
+    for n in range(60):
+        account = bytes([n]) * 32
+        if account in named:
+            assert changed[account] == ("PSBC", LATER)
+        else:
+            assert changed[account] == ("CQRCB", NOW + dt.timedelta(hours=24))

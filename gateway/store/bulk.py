@@ -29,7 +29,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, select
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
@@ -88,6 +96,23 @@ def select_in(
     finally:
         cursor.close()
     return rows
+
+
+def update_in(
+    connection: Connection,
+    table: Table,
+    values: Mapping[str, Any],
+    key: str,
+    keys: Sequence[Any],
+) -> None:
+    """SET ``values`` on every row whose ``key`` is one of ``keys``."""
+    columns = tuple(values)
+    statement = _update_in(connection.dialect, table, columns, key)
+    for start in range(0, len(keys), IN_CHUNK):
+        part = list(keys[start : start + IN_CHUNK])
+        part += [part[-1]] * (IN_CHUNK - len(part))
+        parameters = statement.all_parameters([[*values.values(), *part]])
+        connection.exec_driver_sql(statement.sql, parameters[0])
 
 
 class _Statement:
@@ -174,6 +199,23 @@ def _select_in(
     statement = select(*(table.c[c] for c in columns)).where(column.in_(places))
     compiled = statement.compile(dialect=dialect)
     return _Statement(dialect, compiled, [column] * IN_CHUNK)
+
+
+@lru_cache(maxsize=64)
+def _update_in(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], key: str
+) -> _Statement:
+    column = table.c[key]
+    settings = {
+        c: bindparam(f"p{i}", type_=table.c[c].type) for i, c in enumerate(columns)
+    }
+    places = [
+        bindparam(f"p{len(columns) + i}", type_=column.type) for i in range(IN_CHUNK)
+    ]
+    statement = update(table).where(column.in_(places)).values(settings)
+    compiled = statement.compile(dialect=dialect)
+    targets = [table.c[c] for c in columns] + [column] * IN_CHUNK
+    return _Statement(dialect, compiled, targets)
 
 
 # Both dialects spell "insert, or update on conflict" the same way.
