@@ -186,3 +186,18 @@ def test_update_in_sets_values_on_the_named_rows_only_across_chunks(
             assert changed[account] == ("PSBC", LATER)
         else:
             assert changed[account] == ("CQRCB", NOW + dt.timedelta(hours=24))
+
+
+def test_select_in_as_a_first_statement_begins_the_transaction(engine: Engine) -> None:
+    with engine.connect() as connection:
+        assert not connection.in_transaction()
+
+        bulk.select_in(
+            connection,
+            schema.account_verifications,
+            ("bank_code",),
+            "account_digest",
+            [bytes([7]) * 32],
+        )
+
+        assert connection.in_transaction()

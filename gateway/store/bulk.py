@@ -85,6 +85,10 @@ def select_in(
 ) -> list[tuple[Any, ...]]:
     """``columns`` of every row whose ``key`` is one of ``keys``, as tuples."""
     statement = _select_in(connection.dialect, table, tuple(columns), key)
+    if not connection.in_transaction():
+        # What SQLAlchemy does before a connection's first statement; the
+        # driver's cursor below would otherwise read outside any transaction.
+        connection.begin()
     cursor = connection.connection.cursor()
     rows: list[tuple[Any, ...]] = []
     try:
