@@ -41,14 +41,18 @@ CHECK = exchange_pb2
 
 @contextlib.contextmanager
 def _immediate(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taken before the first read."""
+    """One write transaction, taken before the first read.
+
+    A failed COMMIT is rolled back too, so the connection can begin again.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 def _open_shared(database: Path, *, timeout: float) -> sqlite3.Connection:

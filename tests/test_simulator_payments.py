@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,43 @@ def test_a_check_set_is_answered_as_one_check_at_a_time_would_be(
         core.verify_account(c.holder_name, c.holder_id_number, c.account_number)
         for c in checks
     ]
+
+
+class _CommitFailsOnce:
+    """A core database whose first COMMIT fails, as a full disk would."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.failed = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        return self._db.executemany(sql, rows)
+
+
+def test_a_failed_commit_is_rolled_back_and_the_core_can_pay_again(
+    tmp_path: Path,
+) -> None:
+    persons = people(2, seed=26)
+    core = SimulatedBankCore(BANK, _ledgers(persons, ["NORMAL"] * 2), tmp_path / "c.db")
+    real = core._db
+    core._db = _CommitFailsOnce(real)  # type: ignore[assignment]
+
+    with pytest.raises(sqlite3.OperationalError):
+        core.pay_all(_instructions(persons))
+    assert not real.in_transaction
+    assert _payments(tmp_path / "c.db") == []
+
+    outcomes = core.pay_all(_instructions(persons))
+
+    assert {o.status for o in outcomes} == {exchange_pb2.RESULT_STATUS_PAID}
+    assert len(_payments(tmp_path / "c.db")) == 2
